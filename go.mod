@@ -1,0 +1,5 @@
+module github.com/shmring/shmring
+
+go 1.22
+
+require golang.org/x/sys v0.30.0
