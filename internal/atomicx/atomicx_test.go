@@ -1,0 +1,177 @@
+package atomicx
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestViews(t *testing.T) {
+	b := AlignedBuffer(4 * LineSize)
+	if !Aligned(b) {
+		t.Fatal("AlignedBuffer is not line-aligned")
+	}
+	if len(b) != 4*LineSize || cap(b) != 4*LineSize {
+		t.Fatalf("len %d cap %d", len(b), cap(b))
+	}
+	u, err := Uint64At(b, LineSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Store(0x0102030405060708)
+	if b[LineSize] != 0x08 || b[LineSize+7] != 0x01 {
+		t.Fatalf("view does not alias the buffer: % x", b[LineSize:LineSize+8])
+	}
+	w, err := Uint32At(b, len(b)-4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Store(7)
+	for _, tc := range []struct {
+		off, size int
+	}{{-8, 8}, {len(b) - 4, 8}, {len(b), 4}, {4, 8}, {2, 4}, {1 << 62, 8}} {
+		var err error
+		if tc.size == 8 {
+			_, err = Uint64At(b, tc.off)
+		} else {
+			_, err = Uint32At(b, tc.off)
+		}
+		if !errors.Is(err, ErrView) {
+			t.Errorf("%d bytes at %d: err %v, want ErrView", tc.size, tc.off, err)
+		}
+	}
+	if _, err := Uint64At(nil, 0); !errors.Is(err, ErrView) {
+		t.Errorf("nil buffer: %v", err)
+	}
+}
+
+func TestStoreRelease(t *testing.T) {
+	var u atomic.Uint64
+	StoreRelease(&u, 42)
+	if u.Load() != 42 {
+		t.Fatal(u.Load())
+	}
+	var w atomic.Uint32
+	StoreRelease32(&w, 7)
+	if w.Load() != 7 {
+		t.Fatal(w.Load())
+	}
+}
+
+// TestMessagePassing hands a plain payload from one goroutine to another
+// through StoreRelease and an acquiring Load, many times; under -race the
+// detector checks the handover, and without it the payload check does.
+func TestMessagePassing(t *testing.T) {
+	const n = 100000
+	var flag atomic.Uint64
+	var payload [4]uint64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := uint64(1); i <= n; i++ {
+			for flag.Load() != 2*i-1 { // Acquire: pairs with the consumer's release below.
+				Pause()
+			}
+			for j := range payload {
+				payload[j] = i * uint64(j+1)
+			}
+			StoreRelease(&flag, 2*i) // Release: publishes payload.
+		}
+	}()
+	for i := uint64(1); i <= n; i++ {
+		StoreRelease(&flag, 2*i-1) // Release: hands the payload back to the writer.
+		for flag.Load() != 2*i {   // Acquire: pairs with the writer's release.
+			Pause()
+		}
+		for j, v := range payload {
+			if v != i*uint64(j+1) {
+				t.Fatalf("round %d word %d: %d", i, j, v)
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// TestDekker runs the store-then-load pattern of the wake-up protocol from
+// two goroutines: with a fence on each side, both may not miss each other.
+func TestDekker(t *testing.T) {
+	for _, heavy := range []bool{false, true} {
+		var a, b atomic.Uint64
+		var missed int
+		for round := uint64(1); round <= 20000; round++ {
+			var rb uint64
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				StoreRelease(&b, round)
+				Fence()
+				rb = a.Load()
+			}()
+			StoreRelease(&a, round)
+			if heavy {
+				Barrier()
+			} else {
+				Fence()
+			}
+			ra := b.Load()
+			wg.Wait()
+			if ra != round && rb != round {
+				missed++
+			}
+		}
+		if missed != 0 {
+			t.Errorf("heavy=%v: both sides missed each other %d times", heavy, missed)
+		}
+	}
+}
+
+func TestSpinner(t *testing.T) {
+	var s Spinner
+	for i := 0; i < 3*spinCap; i++ {
+		s.Spin()
+	}
+	if s.n != spinCap {
+		t.Fatalf("spinner count %d, want saturation at %d", s.n, spinCap)
+	}
+	s.Reset()
+	if s.n != 0 {
+		t.Fatal("Reset did not reset")
+	}
+}
+
+func TestBarrier(t *testing.T) {
+	ok := RegisterBarrier()
+	t.Logf("membarrier global expedited supported: %v", ok)
+	if Barrier() != ok {
+		t.Fatal("Barrier and RegisterBarrier disagree")
+	}
+}
+
+var sink atomic.Uint64
+
+func BenchmarkStore(b *testing.B) {
+	b.Run("op=atomic-store", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink.Store(uint64(i))
+		}
+	})
+	b.Run("op=store-release", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			StoreRelease(&sink, uint64(i))
+		}
+	})
+	b.Run("op=store-release+fence", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			StoreRelease(&sink, uint64(i))
+			Fence()
+		}
+	})
+	b.Run("op=barrier", func(b *testing.B) {
+		for b.Loop() {
+			Barrier()
+		}
+	})
+}
