@@ -175,3 +175,56 @@ func BenchmarkStore(b *testing.B) {
 		}
 	})
 }
+
+type testLine struct {
+	seq  atomic.Uint64
+	size uint32
+	_    [LineSize - 12]byte
+}
+
+func TestAtAndArray(t *testing.T) {
+	b := AlignedBuffer(8 * LineSize)
+	h, err := At[testLine](b, LineSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seq.Store(9)
+	if b[LineSize] != 9 {
+		t.Fatal("At does not alias the buffer")
+	}
+	for _, off := range []int{-LineSize, 8, 7*LineSize + 1, 8 * LineSize} {
+		if _, err := At[testLine](b, off); !errors.Is(err, ErrView) {
+			t.Errorf("At(%d): %v, want ErrView", off, err)
+		}
+	}
+	a, err := NewArray[testLine](b, 2*LineSize, 2*LineSize, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Len() != 3 {
+		t.Fatal(a.Len())
+	}
+	a.At(2).size = 5
+	tail := a.Tail(2)
+	if len(tail) != LineSize {
+		t.Fatalf("tail %d bytes", len(tail))
+	}
+	tail[len(tail)-1] = 1
+	if b[len(b)-1] != 1 || b[6*LineSize+8] != 5 {
+		t.Fatal("Array does not alias the buffer")
+	}
+	for _, tc := range []struct{ off, stride, n int }{
+		{2 * LineSize, 2 * LineSize, 4}, {0, LineSize / 2, 2}, {0, 0, 1}, {0, LineSize, 0},
+		{8, LineSize, 1}, {-LineSize, LineSize, 1}, {0, LineSize, 1 << 60},
+	} {
+		if _, err := NewArray[testLine](b, tc.off, tc.stride, tc.n); !errors.Is(err, ErrView) {
+			t.Errorf("NewArray(%+v): %v, want ErrView", tc, err)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("At out of range did not panic")
+		}
+	}()
+	a.At(3)
+}
