@@ -240,7 +240,8 @@ func (s *Segment) Key() ipc.Key { return s.key }
 // the error matches [ipc.ErrRemoved].
 func (s *Segment) error(op string, errno error) error {
 	if errors.Is(errno, unix.EINVAL) && s.gone() {
-		return ipc.NewGoneError("segment", op, s.key, s.id, errno)
+		why := &explained{"the id names no segment; it was removed", nil, errno}
+		return ipc.NewGoneError("segment", op, s.key, s.id, why)
 	}
 	return ipc.NewError("segment", op, s.key, s.id, errno)
 }

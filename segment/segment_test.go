@@ -499,8 +499,8 @@ func checkRemoved(t *testing.T, s *Segment) {
 		t.Helper()
 		if !errors.Is(err, ipc.ErrRemoved) {
 			t.Errorf("%s on a removed segment: got %v, want ipc.ErrRemoved", what, err)
-		} else if !strings.Contains(err.Error(), strconv.Itoa(s.ID())) {
-			t.Errorf("%s: error %q does not give the id", what, err)
+		} else if msg := err.Error(); !strings.Contains(msg, strconv.Itoa(s.ID())) || !strings.Contains(msg, "removed") {
+			t.Errorf("%s: error %q does not give the id and say it was removed", what, err)
 		}
 	}
 	_, err := s.Stat()
