@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Paths of the kernel's tables of System V objects.
-const (
+// Paths of the kernel's tables of System V objects. They are variables
+// only so that tests can point the List functions at sample tables.
+var (
 	procShm = "/proc/sysvipc/shm"
 	procMsg = "/proc/sysvipc/msg"
 	procSem = "/proc/sysvipc/sem"
@@ -56,7 +57,9 @@ type SemRecord struct {
 	ChangeTime time.Time // creation or last change
 }
 
-// ListShm returns every shared-memory segment the caller may see.
+// ListShm returns every shared-memory segment the caller may see. If the
+// table cannot be read, or a line of it cannot be parsed, it returns no
+// records and the error.
 func ListShm() ([]ShmRecord, error) {
 	var out []ShmRecord
 	err := readTable(procShm, func(r *row) {
@@ -67,10 +70,14 @@ func ListShm() ([]ShmRecord, error) {
 			RSS: r.uint("rss"), Swap: r.uint("swap"),
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// ListMsg returns every message queue the caller may see.
+// ListMsg returns every message queue the caller may see, or no records
+// and an error, as [ListShm] does.
 func ListMsg() ([]MsgRecord, error) {
 	var out []MsgRecord
 	err := readTable(procMsg, func(r *row) {
@@ -80,10 +87,14 @@ func ListMsg() ([]MsgRecord, error) {
 			SendTime: r.time("stime"), RecvTime: r.time("rtime"), ChangeTime: r.time("ctime"),
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// ListSem returns every semaphore set the caller may see.
+// ListSem returns every semaphore set the caller may see, or no records
+// and an error, as [ListShm] does.
 func ListSem() ([]SemRecord, error) {
 	var out []SemRecord
 	err := readTable(procSem, func(r *row) {
@@ -92,7 +103,10 @@ func ListSem() ([]SemRecord, error) {
 			OpTime: r.time("otime"), ChangeTime: r.time("ctime"),
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // errBadTable is wrapped by the List functions when a table cannot be parsed.
