@@ -5,7 +5,7 @@
 // It is a thin layer over the kernel's four calls, made through
 // golang.org/x/sys/unix:
 //
-//	C                                       Go
+//	C                                        Go
 //	shmget(key, size, IPC_CREAT|mode)        Create(key, size, &Options{Mode: mode})
 //	shmget(key, size, IPC_CREAT|IPC_EXCL|m)  Create(key, size, &Options{Exclusive: true})
 //	shmget(key, size, ...|SHM_HUGETLB)       Create(key, size, &Options{HugePages: true})
@@ -13,6 +13,7 @@
 //	shmctl(id, IPC_STAT, &ds) (to check id)  OpenID(id)
 //	shmat(id, NULL, 0)                       (*Segment).Attach(false)
 //	shmat(id, NULL, SHM_RDONLY)              (*Segment).Attach(true)
+//	the address shmat returns                (*Mapping).Bytes()
 //	shmdt(addr)                              (*Mapping).Detach()
 //	shmctl(id, IPC_STAT, &ds)                (*Segment).Stat()
 //	shmctl(id, IPC_SET, &ds) (mode)          (*Segment).SetMode(mode)
@@ -37,7 +38,8 @@
 // and the id and wraps the errno, so errors.Is answers fs.ErrExist,
 // fs.ErrNotExist, fs.ErrPermission, [ipc.ErrRemoved] and [ipc.ErrLimit] as
 // well as the errno itself. A call by id on a segment that no longer exists
-// matches [ipc.ErrRemoved]. This package's own sentinels are in errors.go.
+// matches [ipc.ErrRemoved]. Conditions the package finds itself have
+// sentinels of their own: [ErrSize], [ErrHugePages] and [ErrPrivate].
 //
 // # Caveats
 //

@@ -45,7 +45,8 @@ type Segment struct {
 
 // Options are the choices [Create] offers. The zero value (and a nil
 // *Options) gives a segment with [ipc.DefaultMode], opening one that
-// already exists with the key.
+// already exists with the key. Create only reads its Options and keeps no
+// reference to them.
 type Options struct {
 	// Mode holds the segment's nine permission bits. Zero means
 	// ipc.DefaultMode (0600); to make a segment nobody may attach, create
@@ -74,9 +75,10 @@ type Options struct {
 // fs.ErrExist instead.
 //
 // A size that is not positive, or larger than the system's limit for one
-// segment, is an error matching [ErrSize]. Running out of segments or
-// shared memory system-wide matches [ipc.ErrLimit]. A nil opts is the same
-// as &Options{}.
+// segment, is an error matching [ErrSize]; one the system cannot reserve
+// memory for matches unix.ENOMEM. Running out of segments or shared memory
+// system-wide matches [ipc.ErrLimit]. A nil opts is the same as
+// &Options{}.
 func Create(key ipc.Key, size int, opts *Options) (*Segment, error) {
 	var o Options
 	if opts != nil {
@@ -138,9 +140,8 @@ func createError(key ipc.Key, size int, huge bool, errno error) error {
 		// Sizes were checked, so EINVAL means an existing segment is
 		// too small for size (unless SHMMAX shrank in between).
 		if id, err := unix.SysvShmGet(int(key), 0, 0); err == nil {
-			var d unix.SysvShmDesc
-			if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err == nil && d.Segsz < uint64(size) {
-				why := fmt.Sprintf("the existing segment has %d bytes, fewer than the %d asked for", d.Segsz, size)
+			if have, ok := sizeOf(id); ok && have < uint64(size) {
+				why := fmt.Sprintf("the existing segment has %d bytes, fewer than the %d asked for", have, size)
 				return ipc.NewError("segment", "shmget", key, id, &explained{why, ErrSize, errno})
 			}
 		}
@@ -171,6 +172,25 @@ func createError(key ipc.Key, size int, huge bool, errno error) error {
 		return ipc.NewError("segment", "shmget", key, -1, &explained{why, nil, errno})
 	}
 	return ipc.NewError("segment", "shmget", key, -1, errno)
+}
+
+// sizeOf returns the size of segment id, from IPC_STAT or, if the caller
+// may not read the segment, from /proc/sysvipc/shm.
+func sizeOf(id int) (uint64, bool) {
+	var d unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err == nil {
+		return d.Segsz, true
+	}
+	list, err := ipc.ListShm()
+	if err != nil {
+		return 0, false
+	}
+	for _, r := range list {
+		if r.ID == id {
+			return r.Size, true
+		}
+	}
+	return 0, false
 }
 
 // Open returns the existing segment that key names (shmget(key, 0, 0)). A
@@ -383,7 +403,9 @@ func (s *Segment) Remove() error {
 	return nil
 }
 
-// Info is a segment's status: every field of the kernel's shmid_ds.
+// Info is a segment's status: every field of the kernel's shmid_ds. It is
+// a snapshot taken by [Segment.Stat], a plain value that may be copied and
+// shared freely; it does not follow later changes.
 type Info struct {
 	Perm       ipc.Perm  // key, owner, creator and the nine permission bits
 	Size       uint64    // size in bytes, as created (shm_segsz)
