@@ -1,0 +1,121 @@
+//go:build go1.24
+
+// The build line lifts this file to Go 1.24, which testing.B.Loop needs;
+// the module itself stays at go 1.22.
+
+package msgq_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/shmring/shmring/msgq"
+)
+
+var benchSizes = []int{8, 64, 1024, 4096}
+
+// BenchmarkSendReceive sends a message and receives it back in one
+// goroutine, through the slice API (Send, Receive) with a context that
+// cannot be cancelled: two system calls per message, no waiting. It must
+// report 0 allocs/op.
+func BenchmarkSendReceive(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			q := newQueue(b)
+			ctx := context.Background()
+			data := make([]byte, size)
+			buf := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := q.Send(ctx, 1, data, 0); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := q.Receive(ctx, buf, msgq.Any(), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSendReceiveMessage is BenchmarkSendReceive through kept Messages
+// (SendMessage, ReceiveMessage), with a context that cannot be cancelled
+// and with one that can. Neither allocates: with a cancellable context the
+// calls try IPC_NOWAIT first, and here they never have to wait.
+func BenchmarkSendReceiveMessage(b *testing.B) {
+	for _, size := range benchSizes {
+		for _, c := range []struct {
+			name string
+			ctx  func() (context.Context, context.CancelFunc)
+		}{
+			{"background", func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+			{"cancellable", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+		} {
+			b.Run(fmt.Sprintf("size=%d/ctx=%s", size, c.name), func(b *testing.B) {
+				q := newQueue(b)
+				ctx, cancel := c.ctx()
+				defer cancel()
+				out := msgq.NewMessage(size)
+				out.SetType(1)
+				out.Resize(size)
+				in := msgq.NewMessage(size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := q.SendMessage(ctx, out, 0); err != nil {
+						b.Fatal(err)
+					}
+					if err := q.ReceiveMessage(ctx, in, msgq.Any(), 0); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAllocs checks what the benchmarks report, as a test: a send and a
+// receive allocate nothing once the pool is warm.
+func TestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	q := newQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := make([]byte, 512)
+	buf := make([]byte, 512)
+	out := msgq.NewMessage(512)
+	out.SetType(2)
+	out.Resize(512)
+	in := msgq.NewMessage(512)
+	for name, f := range map[string]func(){
+		"Send/Receive": func() {
+			if q.Send(ctx, 1, data, 0) != nil {
+				t.Fatal("send")
+			}
+			if _, _, err := q.Receive(context.Background(), buf, msgq.Any(), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"SendMessage/ReceiveMessage": func() {
+			if q.SendMessage(context.Background(), out, 0) != nil {
+				t.Fatal("send")
+			}
+			if err := q.ReceiveMessage(ctx, in, msgq.Type(2), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"NoWait errors": func() {
+			if _, _, err := q.Receive(ctx, buf, msgq.Any(), msgq.NoWait); err != msgq.ErrNoMessage {
+				t.Fatal(err)
+			}
+		},
+	} {
+		if n := testing.AllocsPerRun(1000, f); n != 0 {
+			t.Errorf("%s: %v allocations per run, want 0", name, n)
+		}
+	}
+}

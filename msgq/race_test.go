@@ -1,0 +1,5 @@
+//go:build race
+
+package msgq_test
+
+const raceEnabled = true
