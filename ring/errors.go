@@ -1,0 +1,79 @@
+package ring
+
+import (
+	"errors"
+
+	"github.com/shmring/shmring/ipc"
+)
+
+// Errors returned by this package. Errors from the kernel wrap the errno
+// (see package ipc), so errors.Is also answers fs.ErrExist, fs.ErrNotExist,
+// fs.ErrPermission and ipc.ErrLimit.
+var (
+	// ErrFull is returned by the Try calls of a [Producer] when no slot is
+	// free.
+	ErrFull = errors.New("ring: full")
+
+	// ErrEmpty is returned by the Try calls of a [Consumer] when no message
+	// is waiting.
+	ErrEmpty = errors.New("ring: empty")
+
+	// ErrTooLarge is returned when a message does not fit: larger than the
+	// ring's slots on send, or larger than the caller's buffer on receive.
+	// The message stays in the ring in the second case.
+	ErrTooLarge = errors.New("ring: message too large")
+
+	// ErrBadType is returned by sends whose message type is not positive.
+	ErrBadType = errors.New("ring: message type must be positive")
+
+	// ErrInvalid is returned for impossible options: a slot count that is not
+	// a power of two, a zero or negative size, an unknown mode, ...
+	ErrInvalid = errors.New("ring: invalid options")
+
+	// ErrNotRing is returned by Open for a segment that is not a ring: too
+	// short for a header, or without the ring's magic.
+	ErrNotRing = errors.New("ring: segment is not a ring")
+
+	// ErrVersion is returned by Open for a ring written in a layout version
+	// or line size this package does not read.
+	ErrVersion = errors.New("ring: unsupported layout version")
+
+	// ErrCorrupt is returned by Open for a ring whose header fails its
+	// checksum, holds impossible geometry, or describes more memory than the
+	// segment has.
+	ErrCorrupt = errors.New("ring: corrupt header")
+
+	// ErrNotReady is returned by Open when the header was not published
+	// within the open timeout: its creator is still initializing it, or died
+	// doing so.
+	ErrNotReady = errors.New("ring: header not published")
+
+	// ErrRoleTaken is returned by NewProducer and NewConsumer when the mode
+	// allows a single holder of the role and a live process holds it, or
+	// when every role line of a multi mode is held by a live process.
+	ErrRoleTaken = errors.New("ring: role already taken")
+
+	// ErrPeerDead is returned by a blocked call when no live peer is left on
+	// the other side and at least one of them died without closing: a
+	// consumer gets it once it has received every committed message, a
+	// producer when the ring is full. The ring stays usable: a peer that
+	// starts again takes the dead one's role.
+	ErrPeerDead = errors.New("ring: peer died")
+
+	// ErrNoConsumers is returned by a blocked send when the ring is full and
+	// every consumer that attached has closed.
+	ErrNoConsumers = errors.New("ring: every consumer has closed")
+
+	// ErrRemoved is returned once the ring was removed (by [Ring.Remove] in
+	// any process) while this handle was using it. It is ipc.ErrRemoved, so
+	// errors from the kernel about the removed semaphore set match it too.
+	ErrRemoved = ipc.ErrRemoved
+
+	// ErrNotReserved is returned by Commit and Abort without a reservation,
+	// and by Release without a message being looked at.
+	ErrNotReserved = errors.New("ring: nothing reserved")
+
+	// ErrPending is returned by a Producer or Consumer call made while a
+	// reservation (Reserve) or an in-place message (Peek) is outstanding.
+	ErrPending = errors.New("ring: a reservation or peeked message is outstanding")
+)

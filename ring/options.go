@@ -1,0 +1,167 @@
+package ring
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+)
+
+// Mode says how many producers and consumers a ring admits.
+type Mode uint32
+
+// The four modes. The slot format is the same for all; what differs is
+// whether a side claims positions with a compare-and-swap (multi) or owns
+// its cursor outright (single).
+const (
+	SPSC Mode = 1 + iota // one producer, one consumer
+	MPSC                 // many producers, one consumer
+	SPMC                 // one producer, many consumers
+	MPMC                 // many producers, many consumers
+)
+
+func (m Mode) multiProducer() bool { return m == MPSC || m == MPMC }
+func (m Mode) multiConsumer() bool { return m == SPMC || m == MPMC }
+
+// String returns "spsc", "mpsc", "spmc" or "mpmc".
+func (m Mode) String() string {
+	switch m {
+	case SPSC:
+		return "spsc"
+	case MPSC:
+		return "mpsc"
+	case SPMC:
+		return "spmc"
+	case MPMC:
+		return "mpmc"
+	}
+	return fmt.Sprintf("Mode(%d)", uint32(m))
+}
+
+// ParseMode is the inverse of [Mode.String].
+func ParseMode(s string) (Mode, error) {
+	for m := SPSC; m <= MPMC; m++ {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown mode %q (spsc, mpsc, spmc, mpmc)", ErrInvalid, s)
+}
+
+// WaitStrategy says what a blocked call does while it waits.
+type WaitStrategy uint8
+
+// The wait strategies.
+const (
+	// Adaptive spins for [Waiting.Spin], then sleeps on the ring's
+	// semaphore. It keeps the latency of spinning while the peer is busy and
+	// costs no CPU while it is idle.
+	Adaptive WaitStrategy = iota
+	// Spin never sleeps: lowest latency, one CPU burnt per waiting side.
+	Spin
+	// Block sleeps at once: least CPU, a system call on every wait.
+	Block
+)
+
+// String returns "adaptive", "spin" or "block".
+func (w WaitStrategy) String() string {
+	switch w {
+	case Adaptive:
+		return "adaptive"
+	case Spin:
+		return "spin"
+	case Block:
+		return "block"
+	}
+	return fmt.Sprintf("WaitStrategy(%d)", uint8(w))
+}
+
+// ParseWaitStrategy is the inverse of [WaitStrategy.String].
+func ParseWaitStrategy(s string) (WaitStrategy, error) {
+	for w := Adaptive; w <= Block; w++ {
+		if w.String() == s {
+			return w, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown wait strategy %q (adaptive, spin, block)", ErrInvalid, s)
+}
+
+// DefaultSpin is how long the Adaptive strategy spins before it sleeps.
+// Spinning for a few microseconds keeps a busy pair of processes out of the
+// kernel; see BENCHMARKS.md for the measurements behind the value.
+const DefaultSpin = 20 * time.Microsecond
+
+// Waiting configures how a process's handles wait. The zero value is the
+// default: Adaptive with DefaultSpin.
+type Waiting struct {
+	Strategy WaitStrategy
+	Spin     time.Duration // Adaptive only; 0 means DefaultSpin
+}
+
+func (w Waiting) spin() time.Duration {
+	if w.Spin <= 0 {
+		return DefaultSpin
+	}
+	return w.Spin
+}
+
+// Defaults for [Options].
+const (
+	DefaultMaxMessage = 1024
+	DefaultSlots      = 1024
+	DefaultRoles      = 16 // role lines per multi side
+)
+
+// Options configures [Create]. The zero value (or nil) gives an SPSC ring of
+// DefaultSlots slots of DefaultMaxMessage bytes, mode 0600, adaptive waits.
+type Options struct {
+	Mode       Mode        // default SPSC
+	MaxMessage int         // largest payload in bytes; default DefaultMaxMessage
+	Slots      int         // a power of two ≥ 2; default DefaultSlots
+	Perm       fs.FileMode // permission bits of segment and semaphores; default 0600
+	Exclusive  bool        // fail with fs.ErrExist if the key is taken
+
+	// MaxProducers and MaxConsumers bound how many producers and consumers
+	// may be attached at once in the multi modes (default DefaultRoles).
+	// Single modes have one of each.
+	MaxProducers int
+	MaxConsumers int
+
+	// Wait is how this process's handles wait.
+	Wait Waiting
+}
+
+// OpenOptions configures [Open]. The ring's geometry comes from its header.
+type OpenOptions struct {
+	// Wait is how this process's handles wait.
+	Wait Waiting
+	// ReadyTimeout bounds the wait for a ring whose creator has not yet
+	// published its header; default 1s.
+	ReadyTimeout time.Duration
+}
+
+func (o *Options) geometry() geometry {
+	g := geometry{mode: o.Mode, maxMessage: o.MaxMessage, slots: o.Slots,
+		maxProducers: o.MaxProducers, maxConsumers: o.MaxConsumers}
+	if g.mode == 0 {
+		g.mode = SPSC
+	}
+	if g.maxMessage == 0 {
+		g.maxMessage = DefaultMaxMessage
+	}
+	if g.slots == 0 {
+		g.slots = DefaultSlots
+	}
+	if g.maxProducers == 0 {
+		g.maxProducers = 1
+		if g.mode.multiProducer() {
+			g.maxProducers = DefaultRoles
+		}
+	}
+	if g.maxConsumers == 0 {
+		g.maxConsumers = 1
+		if g.mode.multiConsumer() {
+			g.maxConsumers = DefaultRoles
+		}
+	}
+	return g
+}
