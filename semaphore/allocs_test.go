@@ -3,6 +3,7 @@ package semaphore
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // TestAllocs checks that the calls documented not to allocate do not, on
@@ -10,6 +11,8 @@ import (
 func TestAllocs(t *testing.T) {
 	s := newSet(t, 3)
 	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, time.Hour)
+	defer cancel()
 	vals := make([]uint16, 3)
 	calls := map[string]func() error{
 		"Post+TryWait": func() error {
@@ -41,6 +44,15 @@ func TestAllocs(t *testing.T) {
 				return err
 			}
 			return s.Wait(ctx, 1)
+		},
+		"Post+Wait(cancelable)": func() error {
+			if err := s.Post(1); err != nil {
+				return err
+			}
+			return s.Wait(cctx, 1)
+		},
+		"Do(cancelable)": func() error {
+			return s.Do(cctx, Op{Num: 0, Delta: 1}, Op{Num: 0, Delta: -1})
 		},
 		"Do": func() error {
 			return s.Do(ctx, Op{Num: 0, Delta: 1}, Op{Num: 1, Delta: 1}, Op{Num: 0, Delta: -1}, Op{Num: 1, Delta: -1})

@@ -1,5 +1,8 @@
 //go:build go1.24
 
+// The benchmarks use testing.B.Loop, new in Go 1.24; the module still
+// builds with Go 1.22.
+
 package semaphore
 
 import (

@@ -22,19 +22,25 @@
 //     and [Set.SetOwner] on ownership and permissions, and [List] lists
 //     every set.
 //
-// Typical use between two processes:
+// Typical use between two processes, which agree on a key (see
+// [ipc.Ftok]):
 //
-//	s, err := semaphore.Create(key, 1, nil) // in the first process
-//	s, err := semaphore.Open(key)           // in the second
-//	err = s.Post(0)                         // one side signals...
-//	err = s.Wait(ctx, 0)                    // ...the other wakes
-//	err = s.Remove()                        // when done, in either
+//	// The first creates the set, and sleeps until the second posts.
+//	s, err := semaphore.Create(key, 1, &semaphore.Options{Exclusive: true})
+//	...
+//	err = s.Wait(ctx, 0)
+//	...
+//	err = s.Remove()
+//
+//	// The second opens it and posts.
+//	s, err := semaphore.Open(key)
+//	...
+//	err = s.Post(0)
 //
 // Signals never interrupt a call: the runtime's own signals land on
 // sleeping threads all the time, so calls retry, with the time left. The
-// calls that do not sleep, and the waits without a cancellable context,
-// allocate nothing; [ErrWouldBlock] and [ErrTimeout] are returned
-// unwrapped. Failed system calls return an [*ipc.Error]; see the package's
+// operations and [Set.Values] allocate nothing; [ErrWouldBlock] and
+// [ErrTimeout] are returned unwrapped. Failed system calls return an [*ipc.Error]; see the package's
 // errors for how to test them with errors.Is. A set removed while in use
 // makes every call on it, blocked or not, in every process, return an
 // error matching [ipc.ErrRemoved].

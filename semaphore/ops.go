@@ -72,12 +72,13 @@ var interrupted atomic.Uint64
 // ctx.Err() (context.DeadlineExceeded once ctx's deadline has passed) and
 // has subtracted nothing. A nil error means the value was subtracted.
 //
-// Signals do not interrupt Wait. With a context that can never be done,
-// such as context.Background(), Wait sleeps in a single semop call and
-// allocates nothing. With one that can, it sleeps in slices of at most 10
+// Signals do not interrupt Wait, and it allocates nothing. With a context
+// that can never be done, such as context.Background(), it sleeps in a
+// single semop call. With one that can, it sleeps in slices of at most 10
 // ms and checks ctx between them, so it returns within about that much of
 // ctx being done; between slices it is briefly not counted by
 // [Set.WaitingForIncrease], and it may lose its place among other waiters.
+// A nil ctx is an error.
 //
 // Wait is safe for concurrent use; waiters in every process share the
 // semaphore, and the kernel does not promise which one a [Set.Post] wakes.
@@ -152,8 +153,7 @@ func (s *Set) add(op string, num, delta int) error {
 // then applied nothing, and sleeps in 10 ms slices if ctx can be done.
 //
 // A nil error means every operation was applied; any error, that none was.
-// Do allocates nothing for up to 8 operations with a context that can never
-// be done. The kernel limits the number of operations in one call (SEMOPM,
+// Do allocates nothing for up to 8 operations. The kernel limits the number of operations in one call (SEMOPM,
 // the third field of /proc/sys/kernel/sem; more fail with an error
 // matching unix.E2BIG).
 func (s *Set) Do(ctx context.Context, ops ...Op) error {
@@ -263,6 +263,9 @@ func (s *Set) timed(sops []sembuf, d time.Duration, nowait bool) error {
 // slice is only a polling period, so after a signal the next one starts
 // afresh; ctx's deadline is what bounds the whole wait.
 func (s *Set) wait(ctx context.Context, sops []sembuf, nowait bool) error {
+	if ctx == nil {
+		return fmt.Errorf("semaphore: wait id %d: nil context: %w", s.id, fs.ErrInvalid)
+	}
 	done := ctx.Done()
 	if done == nil {
 		return s.apply(sops)

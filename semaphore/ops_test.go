@@ -453,6 +453,8 @@ func TestBadArguments(t *testing.T) {
 		"Add(0, 0)":            func() error { return s.Add(0, 0) },
 		"Add(0, -1)":           func() error { return s.Add(0, -1) },
 		"Do()":                 func() error { return s.Do(bg) },
+		"Wait(nil context)":    func() error { return s.Wait(nil, 0) },                  //lint:ignore SA1012 testing the nil check
+		"Do(nil context)":      func() error { return s.Do(nil, Op{Num: 0, Delta: 1}) }, //lint:ignore SA1012 testing the nil check
 		"DoTimeout()":          func() error { return s.DoTimeout(time.Second) },
 		"Do(num 2)":            func() error { return s.Do(bg, Op{Num: 0, Delta: 1}, Op{Num: 2, Delta: 1}) },
 		"Do(flags)":            func() error { return s.Do(bg, Op{Num: 0, Delta: 1, Flags: 1}) },

@@ -14,7 +14,14 @@ import (
 )
 
 // MaxValue is the largest value a semaphore can hold (SEMVMX).
-const MaxValue = semVMX
+const MaxValue = 32767
+
+// MaxValue is the kernel's SEMVMX: these array types have a valid length
+// only if the two are equal.
+var (
+	_ [MaxValue - semVMX]struct{}
+	_ [semVMX - MaxValue]struct{}
+)
 
 // MaxLen is the largest number of semaphores a [Set] made by this package
 // can have: semaphore numbers are 16 bits wide in the kernel's operations.
@@ -44,8 +51,9 @@ type Set struct {
 // Options, which are the defaults.
 type Options struct {
 	// Mode is the set's nine permission bits; 0 means [ipc.DefaultMode]
-	// (0600). Waiting and reading values need read permission; changing
-	// values needs write permission.
+	// (0600), so a set with no permissions at all needs [Set.SetMode].
+	// Reading values and waiting for zero need read permission; changing
+	// values, which includes waiting to subtract, needs write permission.
 	Mode fs.FileMode
 
 	// Exclusive makes Create fail, with an error matching fs.ErrExist, if
