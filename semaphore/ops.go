@@ -169,7 +169,9 @@ func (s *Set) Do(ctx context.Context, ops ...Op) error {
 // cannot all be applied within d, it returns [ErrTimeout] (unwrapped) and
 // has applied none. A d of zero or less tries once without sleeping. It
 // returns [ErrWouldBlock] when an operation with [NoWait] cannot proceed
-// before d has passed. It allocates nothing for up to 8 operations.
+// before d has passed, and an error matching [ipc.ErrRemoved] if the set is
+// removed. Signals do not shorten or lengthen the wait. It allocates
+// nothing for up to 8 operations.
 func (s *Set) DoTimeout(d time.Duration, ops ...Op) error {
 	var buf [maxStackOps]sembuf
 	sops, nowait, err := s.prepare(&buf, ops)

@@ -1,14 +1,16 @@
 //go:build ignore
 
-// Input to cgo -godefs for the kernel structures this package passes to the
-// semaphore system calls. It is not part of the build; the generated files
-// say how each was produced:
+// Input to cgo -godefs for the kernel structures and constants this
+// package passes to the semaphore system calls. It is not part of the
+// build. On linux/amd64, with the kernel's uapi headers installed:
 //
-//	types_linux_amd64.go: go tool cgo -godefs types_linux.go
-//	types_linux_arm64.go: go tool cgo -godefs -- -DSHMRING_GENERIC_SEMBUF types_linux.go
+//	post() { sed -E 's/^\tX__[a-z0-9_]+\t/\t_\t/' | gofmt; }
+//	go tool cgo -godefs types_linux.go | post                                 # types_linux_amd64.go
+//	go tool cgo -godefs -- -DSHMRING_GENERIC_SEMBUF types_linux.go | post     # types_linux_arm64.go
 //
-// followed by gofmt and, as x/sys's mkpost does, renaming the kernel's
-// padding fields (__unused*, __pad*) to _.
+// post renames the kernel's padding fields (__unused*, __pad*) to _, as
+// x/sys's mkpost does; each output then gets a comment saying how it was
+// made. TestTypeSizes checks the sizes and offsets on each architecture.
 
 package semaphore
 
