@@ -643,7 +643,13 @@ func TestErrorSentinels(t *testing.T) {
 			t.Errorf("%v does not match %v", c.err, c.errno)
 		}
 	}
-	if errors.Is(msgq.ErrFull, msgq.ErrNoMessage) || errors.Is(msgq.ErrNoMessage, unix.EAGAIN) {
-		t.Error("sentinels match each other")
+	for _, c := range []struct{ err, other error }{
+		{msgq.ErrFull, msgq.ErrNoMessage},
+		{msgq.ErrNoMessage, unix.EAGAIN},
+		{msgq.ErrTooBig, msgq.ErrTooLong},
+	} {
+		if errors.Is(c.err, c.other) {
+			t.Errorf("%v matches %v", c.err, c.other)
+		}
 	}
 }

@@ -54,8 +54,8 @@ type handle struct {
 	vals      []uint16  // semaphore values, filled by refresh
 	lastCheck time.Time // last full peer check
 	closed    bool
-	dead      roleLine // copy of a dead predecessor's claim, for recovery
-	reclaimed bool     // the line was taken from a dead holder
+	dead      roleLine  // copy of a dead predecessor's claim, for recovery
+	reclaimed bool      // the line was taken from a dead holder
 	consumer  *Consumer // the consumer this handle serves; nil for a producer
 }
 
