@@ -8,8 +8,10 @@ package msgq_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 
+	"github.com/shmring/shmring/internal/ipctest"
 	"github.com/shmring/shmring/msgq"
 )
 
@@ -73,6 +75,45 @@ func BenchmarkSendReceiveMessage(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkPingPong measures round trips between this process and an echo
+// helper process over one queue: a ping of type 1 goes out, the helper sends
+// it back as type 2. One op is one round trip, two messages and four system
+// calls; SetBytes counts the bytes carried both ways.
+func BenchmarkPingPong(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			q := newQueue(b)
+			cmd := ipctest.Command(b, "echo", "MSGQ_ID="+strconv.Itoa(q.ID()))
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			out := msgq.NewMessage(size)
+			out.SetType(typePing)
+			out.Resize(size)
+			in := msgq.NewMessage(size)
+			b.SetBytes(2 * int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := q.SendMessage(ctx, out, 0); err != nil {
+					b.Fatal(err)
+				}
+				if err := q.ReceiveMessage(ctx, in, msgq.Type(typePong), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			out.SetType(typeStop)
+			if err := q.SendMessage(ctx, out, 0); err != nil {
+				b.Fatal(err)
+			}
+			if err := waitCmd(b, cmd); err != nil {
+				b.Fatalf("echo helper: %v", err)
+			}
+		})
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 var helpers = map[string]func() int{
 	"chat":   helperChat,
 	"denied": helperDenied,
+	"echo":   helperEcho,
 }
 
 func TestMain(m *testing.M) { ipctest.Main(m, helpers) }

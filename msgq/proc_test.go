@@ -62,7 +62,7 @@ func TestChat(t *testing.T) {
 
 // waitCmd waits for cmd, killing it if it runs longer than
 // ipctest.Deadline.
-func waitCmd(t *testing.T, cmd *exec.Cmd) error {
+func waitCmd(t testing.TB, cmd *exec.Cmd) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -253,4 +253,33 @@ func helperDenied() int {
 		return exitf("%v", err)
 	}
 	return 0
+}
+
+// Message types of the ping-pong benchmark.
+const (
+	typePing = 1 // to the echo helper
+	typePong = 2 // back from it
+	typeStop = 3 // tells the echo helper to exit
+)
+
+// helperEcho sends every ping back as a pong until it receives a stop.
+func helperEcho() int {
+	q, err := msgq.OpenID(ipctest.GetenvInt("MSGQ_ID"))
+	if err != nil {
+		return exitf("%v", err)
+	}
+	ctx := context.Background()
+	m := msgq.NewMessage(1 << 16)
+	for {
+		if err := q.ReceiveMessage(ctx, m, msgq.Except(typePong), 0); err != nil {
+			return exitf("receive: %v", err)
+		}
+		if m.Type() == typeStop {
+			return 0
+		}
+		m.SetType(typePong)
+		if err := q.SendMessage(ctx, m, 0); err != nil {
+			return exitf("send: %v", err)
+		}
+	}
 }
