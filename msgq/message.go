@@ -19,7 +19,7 @@ const hdrSize = 8
 // before sending it, and give it capacity ([NewMessage], [Message.Resize])
 // before receiving into it. A Message is not safe for concurrent use: use one
 // per goroutine, and do not touch it while a Send or Receive using it runs.
-// Copying a Message copies a reference to the same buffer.
+// Pass it by pointer: a copy would share the buffer until either grows.
 type Message struct {
 	// b[:hdrSize] holds the type in native byte order; b[hdrSize:] is the
 	// text. cap(b)-hdrSize is the most text a receive can take.

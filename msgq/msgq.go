@@ -18,7 +18,8 @@ import (
 )
 
 // Options configures [Create]. The zero value (or nil) creates a queue with
-// mode [ipc.DefaultMode], or opens the existing one.
+// mode [ipc.DefaultMode], or opens the existing one. Create only reads it,
+// so one Options may be shared.
 type Options struct {
 	// Mode holds the new queue's nine permission bits; zero means
 	// ipc.DefaultMode (0600). If the queue already exists, its mode is
@@ -141,7 +142,8 @@ func (q *Queue) Remove() error {
 	return q.ctlError("msgctl IPC_RMID", msgctl(q.id, unix.IPC_RMID, nil))
 }
 
-// Flags modify Send and Receive. Combine them with |.
+// Flags modify Send and Receive. Combine them with |; the zero value asks
+// for neither.
 type Flags uint8
 
 const (
@@ -637,7 +639,8 @@ func (intr *interrupter) stop() {
 	}
 }
 
-// Info is a queue's status, as msgctl(IPC_STAT) reports it.
+// Info is a queue's status, as msgctl(IPC_STAT) reports it: a snapshot,
+// copied out of the kernel, that does not change when the queue does.
 type Info struct {
 	ipc.Perm // owner, creator and mode (Key is the queue's key)
 
@@ -807,9 +810,9 @@ func (q *Queue) SetOwner(uid, gid int) error {
 	return q.ctlError("msgctl IPC_SET", err)
 }
 
-// Limits are the system's limits on message queues, per IPC namespace. An
-// administrator can change them at any time (sysctl kernel.msgmax,
-// kernel.msgmnb, kernel.msgmni).
+// Limits are the system's limits on message queues, per IPC namespace, as
+// read at one moment: an administrator can change them at any time (sysctl
+// kernel.msgmax, kernel.msgmnb, kernel.msgmni).
 type Limits struct {
 	MaxMessage    int // msgmax: the longest text one message may carry
 	MaxQueueBytes int // msgmnb: a new queue's byte limit, and the highest an unprivileged owner may set
@@ -830,7 +833,8 @@ func SystemLimits() (Limits, error) {
 	}, nil
 }
 
-// Usage is what all the message queues of this IPC namespace hold.
+// Usage is what all the message queues of this IPC namespace held at one
+// moment.
 type Usage struct {
 	Queues   int // queues that exist
 	Messages int // messages on them
