@@ -716,13 +716,15 @@ func (q *Queue) ctlError(op string, err error) error {
 
 // set reads the queue's settings, lets change edit them and writes them back
 // (IPC_SET writes the owner, mode and byte limit together). Another
-// process's IPC_SET between the read and the write is overwritten.
-func (q *Queue) set(change func(ds *msqid64DS)) (ds msqid64DS, err error) {
+// process's IPC_SET between the read and the write is overwritten. It
+// returns the settings it wrote, the error from reading them (wrapped,
+// ready to return) and the bare error from writing them.
+func (q *Queue) set(change func(ds *msqid64DS)) (ds msqid64DS, statErr, setErr error) {
 	if err := q.stat(&ds); err != nil {
-		return ds, err
+		return ds, err, nil
 	}
 	change(&ds)
-	return ds, msgctl(q.id, unix.IPC_SET, &ds)
+	return ds, nil, msgctl(q.id, unix.IPC_SET, &ds)
 }
 
 // SetMaxBytes sets the queue's byte limit ([Info.MaxBytes], msg_qbytes) to
@@ -743,7 +745,10 @@ func (q *Queue) SetMaxBytes(n int) error {
 	if n < 1 {
 		return fmt.Errorf("msgq: set byte limit of queue %d to %d: a queue needs room for at least one byte: %w", q.id, n, fs.ErrInvalid)
 	}
-	ds, err := q.set(func(ds *msqid64DS) { ds.Qbytes = uint64(n) })
+	ds, serr, err := q.set(func(ds *msqid64DS) { ds.Qbytes = uint64(n) })
+	if serr != nil {
+		return serr
+	}
 	if err == nil || !errors.Is(err, unix.EPERM) {
 		return q.ctlError("msgctl IPC_SET", err)
 	}
@@ -772,9 +777,12 @@ func (q *Queue) SetMode(mode fs.FileMode) error {
 	if err := ipc.CheckMode(mode); err != nil {
 		return fmt.Errorf("msgq: set mode of queue %d: %w", q.id, err)
 	}
-	_, err := q.set(func(ds *msqid64DS) {
+	_, serr, err := q.set(func(ds *msqid64DS) {
 		ds.Perm.Mode = ds.Perm.Mode&^uint32(fs.ModePerm) | uint32(mode.Perm())
 	})
+	if serr != nil {
+		return serr
+	}
 	return q.ctlError("msgctl IPC_SET", err)
 }
 
@@ -790,7 +798,7 @@ func (q *Queue) SetOwner(uid, gid int) error {
 	if uid < -1 || uid >= math.MaxUint32 || gid < -1 || gid >= math.MaxUint32 {
 		return fmt.Errorf("msgq: set owner of queue %d to %d:%d: not a user and group id: %w", q.id, uid, gid, fs.ErrInvalid)
 	}
-	_, err := q.set(func(ds *msqid64DS) {
+	_, serr, err := q.set(func(ds *msqid64DS) {
 		if uid != -1 {
 			ds.Perm.Uid = uint32(uid)
 		}
@@ -798,6 +806,9 @@ func (q *Queue) SetOwner(uid, gid int) error {
 			ds.Perm.Gid = uint32(gid)
 		}
 	})
+	if serr != nil {
+		return serr
+	}
 	if err != nil && errors.Is(err, unix.EINVAL) {
 		// EINVAL means a bad id here, unless the queue still exists and
 		// the kernel refused the user or group.

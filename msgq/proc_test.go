@@ -151,10 +151,12 @@ func chatReceive(ctx context.Context, q *msgq.Queue, peer int64, count int) erro
 // nobody is the user and group the permission tests run helpers as.
 const nobody = 65534
 
-// TestPermissions runs a helper as an unprivileged user against a queue
-// that root created with the default mode: opening it fails with
-// fs.ErrPermission. The helper also checks that it may not raise the byte
-// limit of its own queue above msgmnb.
+// TestPermissions runs a helper as an unprivileged user against queues
+// that root created. Opening one with the default mode fails with
+// fs.ErrPermission. One with mode 0666 the helper may use but not change:
+// Send and Receive work, SetMaxBytes, SetMode, SetOwner and Remove fail
+// with fs.ErrPermission. And the helper may not raise the byte limit of its
+// own queue above msgmnb.
 func TestPermissions(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a helper as another user")
@@ -165,8 +167,15 @@ func TestPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	track(t, q.ID())
+	// A queue that anyone may use, but only root may change or remove.
+	open, err := msgq.Create(ipc.Private, &msgq.Options{Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	track(t, open.ID())
 
-	cmd := ipctest.Command(t, "denied", "MSGQ_KEY="+strconv.Itoa(int(key)), "MSGQ_ID="+strconv.Itoa(q.ID()))
+	cmd := ipctest.Command(t, "denied", "MSGQ_KEY="+strconv.Itoa(int(key)), "MSGQ_ID="+strconv.Itoa(q.ID()),
+		"MSGQ_OPEN_ID="+strconv.Itoa(open.ID()))
 	exe := exposeBinary(t)
 	cmd.Path, cmd.Args[0] = exe, exe
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
@@ -181,6 +190,13 @@ func TestPermissions(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("helper as uid %d: %v; output %q", nobody, err, out.String())
+	}
+	info, err := open.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode != 0o666 || info.UID != 0 || info.LastSendPID != cmd.Process.Pid || info.LastRecvPID != cmd.Process.Pid {
+		t.Errorf("the shared queue after the helper: %+v, want it used by %d and unchanged", info, cmd.Process.Pid)
 	}
 }
 
@@ -230,6 +246,31 @@ func helperDenied() int {
 	}
 	if _, err := msgq.Create(key, nil); !errors.Is(err, fs.ErrPermission) {
 		return exitf("Create on root's key: %v, want fs.ErrPermission", err)
+	}
+
+	shared, err := msgq.OpenID(ipctest.GetenvInt("MSGQ_OPEN_ID"))
+	if err != nil {
+		return exitf("OpenID of the shared queue: %v", err)
+	}
+	ctx := context.Background()
+	if err := shared.Send(ctx, 1, []byte("hi"), msgq.NoWait); err != nil {
+		return exitf("Send on the shared queue: %v", err)
+	}
+	if _, _, err := shared.Receive(ctx, make([]byte, 8), msgq.Any(), msgq.NoWait); err != nil {
+		return exitf("Receive on the shared queue: %v", err)
+	}
+	err = shared.SetMaxBytes(100)
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "owner") {
+		return exitf("SetMaxBytes on root's queue: %v, want fs.ErrPermission naming the owner", err)
+	}
+	if err := shared.SetMode(0o600); !errors.Is(err, fs.ErrPermission) {
+		return exitf("SetMode on root's queue: %v, want fs.ErrPermission", err)
+	}
+	if err := shared.SetOwner(nobody, nobody); !errors.Is(err, fs.ErrPermission) {
+		return exitf("SetOwner on root's queue: %v, want fs.ErrPermission", err)
+	}
+	if err := shared.Remove(); !errors.Is(err, fs.ErrPermission) {
+		return exitf("Remove of root's queue: %v, want fs.ErrPermission", err)
 	}
 
 	lim, err := msgq.SystemLimits()
