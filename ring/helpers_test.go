@@ -85,12 +85,18 @@ func helperProducer() int {
 	id := uint64(ipctest.GetenvInt("RING_ID"))
 	count := uint64(ipctest.GetenvInt("RING_COUNT"))
 	batch, _ := strconv.Atoi(os.Getenv("RING_BATCH"))
-	want, _ := strconv.Atoi(os.Getenv("RING_PRODUCERS"))
-	for deadline := time.Now().Add(ipctest.Deadline); r.Stats().Producers < want; {
-		if time.Now().After(deadline) {
-			return fail("wait for producers", errors.New("timed out"))
+	// Start together: the parent creates RING_GO once every producer holds
+	// its role, so that none closes before the last has attached (which
+	// would let the consumers see io.EOF early).
+	if gate := os.Getenv("RING_GO"); gate != "" {
+		for deadline := time.Now().Add(ipctest.Deadline); ; time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fail("wait for the start", errors.New("timed out"))
+			}
 		}
-		time.Sleep(time.Millisecond)
 	}
 	ctx := context.Background()
 	if batch > 1 {

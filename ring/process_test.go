@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/shmring/shmring/internal/ipctest"
 )
@@ -61,19 +64,28 @@ func runProcesses(t *testing.T, r *Ring, producers, consumers, batch, count int)
 		cmd.Stdout = outs[i]
 		cmds = append(cmds, cmd)
 	}
+	gate := filepath.Join(t.TempDir(), "go")
 	for i := 0; i < producers; i++ {
 		cmds = append(cmds, ipctest.Command(t, "producer", helperEnv(r,
 			"RING_ID="+strconv.Itoa(i), "RING_COUNT="+strconv.Itoa(count),
-			"RING_BATCH="+strconv.Itoa(batch), "RING_PRODUCERS="+strconv.Itoa(producers))...))
+			"RING_BATCH="+strconv.Itoa(batch), "RING_GO="+gate)...))
 	}
 	for _, cmd := range cmds {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	for deadline := time.Now().Add(ipctest.Deadline); r.Stats().Producers < producers; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("producers did not attach")
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
-			t.Errorf("%s: %v", cmd.Env[len(cmd.Env)-1], err)
+			t.Errorf("%s: %v", cmd.Env[len(cmd.Env)-2], err)
 		}
 	}
 	if t.Failed() {

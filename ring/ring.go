@@ -424,10 +424,18 @@ func (r *Ring) Close() error {
 // kernel frees once the last process detaches. Then it closes r. Later opens
 // of the key fail with fs.ErrNotExist.
 func (r *Ring) Remove() error {
-	// Release: makes the flag visible to the checks in waitFor; no data
+	// Release: makes the flag visible to the checks in idleCheck; no data
 	// depends on it.
 	r.ctrl.flags.Store(flagRemoved)
-	errs := []error{r.sems.Remove()}
+	r.mu.Lock()
+	handles := r.handles
+	r.handles = nil
+	r.mu.Unlock()
+	var errs []error
+	for _, h := range handles {
+		errs = append(errs, h.Close())
+	}
+	errs = append(errs, r.sems.Remove())
 	if r.seg != nil {
 		errs = append(errs, r.seg.Remove())
 	}

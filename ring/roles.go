@@ -142,7 +142,11 @@ func (h *handle) release() error {
 	if !e.state.CompareAndSwap(h.state, nextState(h.state, roleClosed)) {
 		return fmt.Errorf("ring: %s role line %d was taken over while held", h.side, h.idx)
 	}
-	return h.r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + h.idx), Delta: -1, Flags: semaphore.Undo | semaphore.NoWait})
+	err := h.r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + h.idx), Delta: -1, Flags: semaphore.Undo | semaphore.NoWait})
+	if errors.Is(err, ErrRemoved) {
+		return nil // the ring is gone, and the role with it
+	}
+	return err
 }
 
 // refresh reads every semaphore value of the set in one system call.
