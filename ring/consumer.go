@@ -47,12 +47,9 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 	if !c.multi {
 		// Acquire: our predecessor's head. It may have released slots after
 		// its last head store; step over them.
+		// It released nothing beyond it: a single consumer releases slots by
+		// moving the head, after reading them.
 		c.head = r.cons.pos.Load()
-		for r.slots.At(c.head&r.mask).seq.Load()&^seqSkip >= c.head+r.n {
-			c.head++
-		}
-		// Release: the head is the consumer's own; only Stats read it.
-		atomicx.StoreRelease(&r.cons.pos, c.head)
 		if h.reclaimed && h.dead.claim.Load() == c.head+1 {
 			c.redeliver = c.head + 1
 		}
@@ -206,18 +203,21 @@ func (c *Consumer) claim(k uint64, limit func(i uint64) int) (pos, n uint64, too
 // read, to the producers, and wakes sleeping producers.
 func (c *Consumer) finish(pos, n uint64) {
 	r := c.r
-	for i := uint64(0); i < n; i++ {
-		// Release, SYNC(slot-release): pairs with the producer's acquire load
-		// in claim; our reads of the slot are done before it is refilled.
-		atomicx.StoreRelease(&r.slots.At((pos+i)&r.mask).seq, pos+i+r.n)
-	}
-	if c.multi {
+	if r.headIndexed {
+		c.head = pos + n
+		// Release, SYNC(head-release): pairs with the producers' acquire
+		// load of the head in claim; our reads of the slots are done before
+		// they are refilled.
+		atomicx.StoreRelease(&r.cons.pos, c.head)
+	} else {
+		for i := uint64(0); i < n; i++ {
+			// Release, SYNC(slot-release): pairs with the producer's acquire
+			// load in claim; our reads of the slot are done before it is
+			// refilled.
+			atomicx.StoreRelease(&r.slots.At((pos+i)&r.mask).seq, pos+i+r.n)
+		}
 		// Release, SYNC(claim): finished, after the releases above.
 		atomicx.StoreRelease(&c.line.claim, 0)
-	} else {
-		c.head = pos + n
-		// Release: only Stats and a successor read the single head.
-		atomicx.StoreRelease(&r.cons.pos, c.head)
 	}
 	r.wakePeers(&r.wait.producers, semSpace, uint32(min(n, 1<<31)))
 }

@@ -137,7 +137,9 @@ const (
 // seq drives Vyukov's bounded-queue protocol. For the slot of position p
 // (p mod N): seq == p means free for the producer of p; seq == p+1 means
 // holding message p; seq == p+N means consumed, free for the producer of
-// p+N. seqSkip marks a slot that a dead producer claimed and never filled:
+// p+N. In the single-consumer modes the consumer frees slots by moving the
+// head instead, so seq only ever takes the values p+1 of the messages
+// written (and its initial value). seqSkip marks a slot that a dead producer claimed and never filled:
 // consumers pass over it. size, flags and typ are plain memory, written
 // before seq's release store and read after its acquire load.
 type slotHead struct {

@@ -27,6 +27,7 @@ type Producer struct {
 	*handle
 	multi bool
 	tail  uint64 // single producer: next position; the ring's tail is its copy
+	head  uint64 // single consumer: the last head read (never ahead of the real one)
 
 	reserved bool   // a Reserve is outstanding
 	resPos   uint64 // its position
@@ -80,6 +81,34 @@ func (p *Producer) check(typ int64, n int) error {
 // first and how many (0 when the ring is full).
 func (p *Producer) claim(k uint64) (uint64, uint64) {
 	r := p.r
+	if r.headIndexed {
+		// One consumer: a position is free once the head has passed its
+		// previous lap. The head is cached and read again only when the
+		// cached value says full, so the consumer's line is rarely touched.
+		for {
+			pos := p.tail
+			if p.multi {
+				// Acquire: the shared tail.
+				pos = r.prod.pos.Load()
+			}
+			if pos-p.head+k > r.n {
+				// Acquire, SYNC(head-release): pairs with the consumer's release
+				// store of the head in finish; its reads of the slots below the
+				// head are done.
+				p.head = r.cons.pos.Load()
+			}
+			n := min(k, p.head+r.n-pos)
+			if pos-p.head >= r.n || n == 0 {
+				return pos, 0
+			}
+			if !p.multi {
+				return pos, n
+			}
+			if p.claimShared(pos, n) {
+				return pos, n
+			}
+		}
+	}
 	if !p.multi {
 		pos, n := p.tail, uint64(0)
 		// Acquire, SYNC(slot-release): pairs with the consumer's release
@@ -102,15 +131,22 @@ func (p *Producer) claim(k uint64) (uint64, uint64) {
 			}
 			continue // another producer claimed pos; read the tail again
 		}
-		// Release, SYNC(claim): the claim is visible before the CAS that
-		// makes it ours, for recoverers (liveClaimCovers, recoverProducerClaim).
-		atomicx.StoreRelease(&p.line.claimLen, n)
-		atomicx.StoreRelease(&p.line.claim, pos+1)
-		// Seq-cst CAS: claims [pos, pos+n).
-		if r.prod.pos.CompareAndSwap(pos, pos+n) {
+		if p.claimShared(pos, n) {
 			return pos, n
 		}
 	}
+}
+
+// claimShared claims [pos, pos+n) for this producer among many: it names
+// the claim on its role line, then moves the tail by CAS. It reports whether
+// the CAS succeeded.
+func (p *Producer) claimShared(pos, n uint64) bool {
+	// Release, SYNC(claim): the claim is visible before the CAS that makes
+	// it ours, for recoverers (liveClaimCovers, recoverProducerClaim).
+	atomicx.StoreRelease(&p.line.claimLen, n)
+	atomicx.StoreRelease(&p.line.claim, pos+1)
+	// Seq-cst CAS: claims [pos, pos+n).
+	return p.r.prod.pos.CompareAndSwap(pos, pos+n)
 }
 
 // write fills the slot of position pos.

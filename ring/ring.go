@@ -5,10 +5,13 @@ package ring
 //  1. cons.pos ≤ prod.pos ≤ cons.pos + N, as both are read in one snapshot
 //     by a quiescent observer: producers claim only free slots, consumers only
 //     full ones.
-//  2. slot(p).seq moves only forward through p → p+1 → p+N (or p →
-//     (p+1)|seqSkip → p+N for a slot recovered from a dead producer). The
-//     producer that claimed p is the only writer of the cell between p and
-//     p+1; the consumer that claimed p the only one between p+1 and p+N.
+//  2. The producer that claimed p is the only writer of slot(p) until it
+//     stores seq = p+1 (or a recoverer stores (p+1)|seqSkip for a dead
+//     producer); the consumer that claimed p is its only reader from then on,
+//     until it frees the slot. With many consumers it frees it by storing
+//     seq = p+N, and a producer of p+N waits for that value; with one
+//     consumer (headIndexed) it frees it by moving the head past p, and a
+//     producer of p+N waits for head > p. seq never moves backwards.
 //  3. Everything in a cell is written before the release store that moves
 //     seq forward, and read only after an acquire load that saw it.
 //  4. A process holding a role holds its role semaphore at 1 with SEM_UNDO;
@@ -56,6 +59,10 @@ type Ring struct {
 	g       geometry
 	waiting Waiting
 	light   bool // this process is a membarrier target: publishers skip the fence
+	// headIndexed is set for the single-consumer modes: the consumer frees
+	// slots by moving the head alone, and producers compare positions with
+	// the head instead of reading each slot's sequence word.
+	headIndexed bool
 
 	hdr   *header
 	prod  *cursorLine
@@ -162,7 +169,8 @@ func format(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, erro
 
 // newRing builds the views of a ring of geometry g over mem.
 func newRing(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, error) {
-	r := &Ring{sems: sems, mem: mem, g: g, waiting: w, n: uint64(g.slots), mask: uint64(g.slots - 1)}
+	r := &Ring{sems: sems, mem: mem, g: g, waiting: w, n: uint64(g.slots), mask: uint64(g.slots - 1),
+		headIndexed: !g.mode.multiConsumer()}
 	var err error
 	views := []error{}
 	r.hdr, err = atomicx.At[header](mem, 0)

@@ -223,7 +223,7 @@ func (h *handle) liveClaimCovers(s side, pos uint64, skip int) bool {
 // recoverProducerClaim skips the slots that a dead producer claimed and
 // never committed, so that consumers can pass them. claim and n are the dead
 // line's claim; line is its index. A slot is skipped only if it still waits
-// for its producer (seq == pos), the tail has passed it, and no live
+// for its producer (seq < pos+1), the tail has passed it, and no live
 // producer claims it. It returns how many slots it skipped.
 func (h *handle) recoverProducerClaim(line int, claim, n uint64) int {
 	if claim == 0 {
@@ -235,13 +235,16 @@ func (h *handle) recoverProducerClaim(line int, claim, n uint64) int {
 	skipped := 0
 	for pos := claim - 1; pos < claim-1+n && pos < tail; pos++ {
 		s := r.slots.At(pos & r.mask)
-		// Acquire: the slot's state before deciding to skip it.
-		if s.seq.Load() != pos || h.liveClaimCovers(producerSide, pos, line) {
+		// Acquire: the slot's state before deciding to skip it. Below pos+1
+		// it has not been published for pos (it holds pos, or in the
+		// single-consumer modes a value of an earlier lap).
+		seq := s.seq.Load()
+		if seq&^seqSkip >= pos+1 || h.liveClaimCovers(producerSide, pos, line) {
 			continue
 		}
 		// Release, SYNC(slot-publish): the skip mark is a publication; CAS so
 		// that it cannot overwrite a commit or another recoverer's mark.
-		if s.seq.CompareAndSwap(pos, (pos+1)|seqSkip) {
+		if s.seq.CompareAndSwap(seq, (pos+1)|seqSkip) {
 			r.ctrl.recovered.Add(1)
 			skipped++
 		}
