@@ -150,32 +150,6 @@ func TestBarrier(t *testing.T) {
 	}
 }
 
-var sink atomic.Uint64
-
-func BenchmarkStore(b *testing.B) {
-	b.Run("op=atomic-store", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			sink.Store(uint64(i))
-		}
-	})
-	b.Run("op=store-release", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			StoreRelease(&sink, uint64(i))
-		}
-	})
-	b.Run("op=store-release+fence", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			StoreRelease(&sink, uint64(i))
-			Fence()
-		}
-	})
-	b.Run("op=barrier", func(b *testing.B) {
-		for b.Loop() {
-			Barrier()
-		}
-	})
-}
-
 type testLine struct {
 	seq  atomic.Uint64
 	size uint32
