@@ -35,4 +35,3 @@ func BenchmarkStore(b *testing.B) {
 		}
 	})
 }
-
