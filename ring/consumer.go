@@ -132,10 +132,19 @@ func (c *Consumer) nextAdopted() (uint64, bool) {
 	return 0, false
 }
 
-// claim claims up to k messages at the head whose sizes fit limit(i) for
-// the i-th, and returns the first position and how many (0: none waiting,
-// or the first does not fit: then tooBig is its size).
-func (c *Consumer) claim(k uint64, limit func(i uint64) int) (pos, n uint64, tooBig int) {
+// limit returns the largest message the i-th claimed slot may hold: the
+// capacity of msgs[i].Data for a batch, else one.
+func limit(i uint64, one int, msgs []Message) int {
+	if msgs != nil {
+		return cap(msgs[i].Data)
+	}
+	return one
+}
+
+// claim claims up to k messages at the head whose sizes fit their buffers
+// (see limit), and returns the first position and how many (0: none
+// waiting, or the first does not fit: then tooBig is its size).
+func (c *Consumer) claim(k uint64, one int, msgs []Message) (pos, n uint64, tooBig int) {
 	r := c.r
 	if !c.multi {
 		pos = c.head
@@ -147,7 +156,7 @@ func (c *Consumer) claim(k uint64, limit func(i uint64) int) (pos, n uint64, too
 			if seq&^seqSkip != pos+n+1 {
 				break
 			}
-			if seq&seqSkip == 0 && int(s.size) > limit(n) {
+			if seq&seqSkip == 0 && int(s.size) > limit(n, one, msgs) {
 				if n == 0 {
 					return pos, 0, int(s.size)
 				}
@@ -167,7 +176,7 @@ func (c *Consumer) claim(k uint64, limit func(i uint64) int) (pos, n uint64, too
 			if seq&^seqSkip != pos+n+1 {
 				break
 			}
-			if seq&seqSkip == 0 && int(s.size) > limit(n) {
+			if seq&seqSkip == 0 && int(s.size) > limit(n, one, msgs) {
 				if n == 0 {
 					// Only if pos is still the head is this message ours to refuse.
 					if r.cons.pos.Load() == pos {
@@ -276,7 +285,7 @@ func (c *Consumer) tryOne(buf []byte) (typ int64, n int, ok bool, tooBig int) {
 		}
 	}
 	for {
-		pos, k, big := c.claim(1, func(uint64) int { return cap(buf) })
+		pos, k, big := c.claim(1, cap(buf), nil)
 		if k == 0 {
 			return 0, 0, false, big
 		}
@@ -355,7 +364,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 	}
 	for got < len(msgs) {
 		rest := msgs[got:]
-		pos, k, big := c.claim(uint64(len(rest)), func(i uint64) int { return cap(rest[i].Data) })
+		pos, k, big := c.claim(uint64(len(rest)), 0, rest)
 		if k == 0 {
 			if got == 0 {
 				return 0, big
@@ -444,7 +453,7 @@ func (c *Consumer) tryPeek() (Peeked, bool) {
 		}
 	}
 	for {
-		pos, k, _ := c.claim(1, func(uint64) int { return int(^uint(0) >> 1) })
+		pos, k, _ := c.claim(1, int(^uint(0)>>1), nil)
 		if k == 0 {
 			return Peeked{}, false
 		}
