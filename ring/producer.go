@@ -96,6 +96,9 @@ func (p *Producer) claim(k uint64) (uint64, uint64) {
 				// store of the head in finish; its reads of the slots below the
 				// head are done.
 				p.head = r.cons.pos.Load()
+				if p.head > pos {
+					continue // pos is stale: the tail has moved on since
+				}
 			}
 			n := min(k, p.head+r.n-pos)
 			if pos-p.head >= r.n || n == 0 {
