@@ -72,6 +72,9 @@ func (h *histogram) quantile(q float64) int64 {
 	for i, c := range h.counts {
 		seen += c
 		if seen >= rank {
+			if i == histLastSlot {
+				return h.max // the overflow bucket has no upper end
+			}
 			return min(upper(i), h.max)
 		}
 	}
