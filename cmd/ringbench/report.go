@@ -210,10 +210,12 @@ func writeTables(w io.Writer, cfg *config, results []*result) error {
 	if cfg.pin {
 		pinned = "pinned to CPUs"
 	}
-	fmt.Fprintf(&b, "ringbench: %s · %s · median of %d run(s) of %v after %v warm-up · %d CPUs, %s, children at GOMAXPROCS=%d\n",
+	caption := fmt.Sprintf("%s · %s · median of %d run(s) of %v after %v warm-up · %d CPUs, %s, children at GOMAXPROCS=%d",
 		strings.Join(cfg.transports, " vs "), sides, cfg.count, cfg.duration, cfg.warmup, runtime.NumCPU(), pinned, cfg.gomaxprocs)
 	if cfg.md {
-		b.Reset()
+		fmt.Fprintf(&b, "%s\n", caption)
+	} else {
+		fmt.Fprintf(&b, "ringbench: %s\n", caption)
 	}
 	for _, mode := range cfg.modes {
 		var rows []*result
@@ -270,7 +272,12 @@ func writeTables(w io.Writer, cfg *config, results []*result) error {
 			return err
 		}
 	}
-	if !cfg.md {
+	if cfg.md {
+		b.WriteString("\n")
+		for _, n := range notes(cfg, results) {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	} else {
 		b.WriteString("\n" + strings.Join(notes(cfg, results), "\n") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
@@ -283,6 +290,9 @@ func notes(cfg *config, results []*result) []string {
 		"vs msgq: throughput is msgs/s ÷ msgq's msgs/s; round trip is msgq's p50 ÷ p50 (higher is better).",
 		"spread: (max − min) ÷ median over the runs, of msgs/s or of p50.",
 		"CPU: user+sys time of every process of the run in the measured interval, per message (per round trip).",
+	}
+	if cfg.pin {
+		out = append(out, fmt.Sprintf("pinned: child k (producers, then consumers; initiator, then responder) on CPU k mod %d of %v.", len(cpuList()), cpuList()))
 	}
 	var seen []string
 	for _, r := range results {
