@@ -141,57 +141,59 @@ func limit(i uint64, one int, msgs []Message) int {
 	return one
 }
 
-// claim claims up to k messages at the head whose sizes fit their buffers
-// (see limit), and returns the first position and how many (0: none
-// waiting, or the first does not fit: then tooBig is its size).
+// scan counts the published slots from pos that this consumer may take for
+// k messages: it stops at the first slot not yet published, after the k-th
+// message, or before a message too large for its buffer (see limit). Skipped
+// slots are counted but use no buffer. If the first message is too large,
+// tooBig is its size.
+func (c *Consumer) scan(pos, k uint64, one int, msgs []Message) (n uint64, tooBig int) {
+	r := c.r
+	for b := uint64(0); b < k; n++ {
+		s := r.slots.At((pos + n) & r.mask)
+		// Acquire, SYNC(slot-publish): pairs with the producer's release
+		// store in publish; the slot's head and payload are visible.
+		seq := s.seq.Load()
+		if seq&^seqSkip != pos+n+1 {
+			return n, 0
+		}
+		if seq&seqSkip != 0 {
+			continue
+		}
+		if int(s.size) > limit(b, one, msgs) {
+			if b == 0 {
+				return n, int(s.size)
+			}
+			return n, 0
+		}
+		b++
+	}
+	return n, 0
+}
+
+// claim claims the slots that scan finds at the head, and returns the first
+// position and how many (0: none waiting, or the first message does not fit
+// its buffer: then tooBig is its size). The slots may include skipped ones,
+// and hold at most k messages.
 func (c *Consumer) claim(k uint64, one int, msgs []Message) (pos, n uint64, tooBig int) {
 	r := c.r
 	if !c.multi {
 		pos = c.head
-		for n < k {
-			s := r.slots.At((pos + n) & r.mask)
-			// Acquire, SYNC(slot-publish): pairs with the producer's release
-			// store in publish; the slot's head and payload are visible.
-			seq := s.seq.Load()
-			if seq&^seqSkip != pos+n+1 {
-				break
-			}
-			if seq&seqSkip == 0 && int(s.size) > limit(n, one, msgs) {
-				if n == 0 {
-					return pos, 0, int(s.size)
-				}
-				break
-			}
-			n++
-		}
-		return pos, n, 0
+		n, tooBig = c.scan(pos, k, one, msgs)
+		return pos, n, tooBig
 	}
 	for {
 		// Acquire: the head, then the slots after it.
-		pos, n = r.cons.pos.Load(), 0
-		for n < k {
-			s := r.slots.At((pos + n) & r.mask)
-			// Acquire, SYNC(slot-publish), as above.
-			seq := s.seq.Load()
-			if seq&^seqSkip != pos+n+1 {
-				break
-			}
-			if seq&seqSkip == 0 && int(s.size) > limit(n, one, msgs) {
-				if n == 0 {
-					// Only if pos is still the head is this message ours to refuse.
-					if r.cons.pos.Load() == pos {
-						return pos, 0, int(s.size)
-					}
-					n = ^uint64(0)
-				}
-				break
-			}
-			n++
-		}
-		if n == ^uint64(0) {
-			continue
-		}
+		pos = r.cons.pos.Load()
+		n, tooBig = c.scan(pos, k, one, msgs)
 		if n == 0 {
+			// Acquire: is pos still the head? Only then is the refusal, or the
+			// emptiness, ours to report.
+			if r.cons.pos.Load() != pos {
+				continue
+			}
+			if tooBig > 0 {
+				return pos, 0, tooBig
+			}
 			if seq := r.slots.At(pos&r.mask).seq.Load() &^ seqSkip; seq <= pos {
 				return pos, 0, 0 // nothing published at the head: empty
 			}
@@ -206,6 +208,13 @@ func (c *Consumer) claim(k uint64, one int, msgs []Message) (pos, n uint64, tooB
 			return pos, n, 0
 		}
 	}
+}
+
+// skipped reports whether the slot of pos, claimed by this consumer, was
+// skipped by recovery or Abort.
+func (c *Consumer) skipped(pos uint64) bool {
+	// Acquire: already ordered by the load in scan; this reads it again.
+	return c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0
 }
 
 // finish releases the n positions from pos, which this consumer claimed and
@@ -289,13 +298,16 @@ func (c *Consumer) tryOne(buf []byte) (typ int64, n int, ok bool, tooBig int) {
 		if k == 0 {
 			return 0, 0, false, big
 		}
-		if c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0 {
-			c.finish(pos, 1) // a slot skipped by recovery or Abort: pass it
+		// The message, if any, is in the last slot claimed; the others were
+		// skipped.
+		last := pos + k - 1
+		if c.skipped(last) {
+			c.finish(pos, k)
 			continue
 		}
-		typ, n = c.read(pos, buf)
-		c.counted(pos)
-		c.finish(pos, 1)
+		typ, n = c.read(last, buf)
+		c.counted(last)
+		c.finish(pos, k)
 		return typ, n, true, 0
 	}
 }
@@ -373,7 +385,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 		}
 		j := 0
 		for i := uint64(0); i < k; i++ {
-			if c.r.slots.At((pos+i)&c.r.mask).seq.Load()&seqSkip != 0 {
+			if c.skipped(pos + i) {
 				continue
 			}
 			typ, n := c.read(pos+i, rest[j].Data)
@@ -445,7 +457,6 @@ type Peeked struct {
 
 // tryPeek claims the next message for in-place reading.
 func (c *Consumer) tryPeek() (Peeked, bool) {
-	r := c.r
 	if c.adoptEnd != 0 {
 		if pos, ok := c.nextAdopted(); ok {
 			c.peeked, c.peekPos, c.peekAdo = true, pos, true
@@ -457,18 +468,21 @@ func (c *Consumer) tryPeek() (Peeked, bool) {
 		if k == 0 {
 			return Peeked{}, false
 		}
-		if r.slots.At(pos&r.mask).seq.Load()&seqSkip != 0 {
-			c.finish(pos, 1)
+		last := pos + k - 1
+		if c.skipped(last) {
+			c.finish(pos, k)
 			continue
 		}
-		if !c.multi {
-			// Release, SYNC(claim): a successor sees what we were reading.
-			atomicx.StoreRelease(&c.line.claimLen, 1)
-			atomicx.StoreRelease(&c.line.claim, pos+1)
+		if k > 1 {
+			c.finish(pos, k-1) // the skipped slots before the message
 		}
-		c.peeked, c.peekPos, c.peekAdo = true, pos, false
-		again := c.redeliver == pos+1
-		return c.view(pos, again), true
+		// Release, SYNC(claim): our line names the message we look at, so
+		// that a successor or an adopter delivers it again if we die.
+		atomicx.StoreRelease(&c.line.claimLen, 1)
+		atomicx.StoreRelease(&c.line.claim, last+1)
+		c.peeked, c.peekPos, c.peekAdo = true, last, false
+		again := c.redeliver == last+1
+		return c.view(last, again), true
 	}
 }
 
