@@ -1,0 +1,333 @@
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/shmring/shmring/internal/ipctest"
+)
+
+// stressPayload fills b with message seq of producer id: the two numbers,
+// then bytes derived from them, to a length that varies with seq. The
+// consumer recomputes it to check every byte.
+func stressPayload(b []byte, id, seq uint64) []byte {
+	n := 16 + int((seq*5+id*3)%uint64(len(b)-15))
+	b = b[:n]
+	binary.LittleEndian.PutUint64(b, id)
+	binary.LittleEndian.PutUint64(b[8:], seq)
+	x := uint32(id*2654435761) ^ uint32(seq)
+	for i := 16; i < n; i++ {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+// stressCheck verifies a message made by stressPayload and returns its
+// producer and sequence number.
+func stressCheck(typ int64, m, scratch []byte) (id, seq uint64, err error) {
+	if len(m) < 16 {
+		return 0, 0, fmt.Errorf("%d-byte message", len(m))
+	}
+	id, seq = binary.LittleEndian.Uint64(m), binary.LittleEndian.Uint64(m[8:])
+	if typ != int64(id)+1 {
+		return id, seq, fmt.Errorf("producer %d seq %d: type %d", id, seq, typ)
+	}
+	if want := stressPayload(scratch, id, seq); string(want) != string(m) {
+		return id, seq, fmt.Errorf("producer %d seq %d: %d bytes differ from the %d sent", id, seq, len(m), len(want))
+	}
+	return id, seq, nil
+}
+
+// How the goroutines of a stress run send and receive.
+const (
+	stressSingle   = "single"   // Send, Receive
+	stressBatch    = "batch"    // SendBatch, ReceiveBatch
+	stressZeroCopy = "zerocopy" // Reserve/Commit (and Abort), Peek/Release
+)
+
+type stressCase struct {
+	mode                 Mode
+	producers, consumers int
+	slots                int
+	wait                 WaitStrategy
+	kind                 string
+}
+
+// TestStress runs producers and consumers as goroutines of this process
+// over a heap ring, where the race detector sees every access, with few
+// slots so that the positions wrap around many times under contention. It
+// checks that every message arrives exactly once, intact, and in its
+// producer's order at each consumer.
+func TestStress(t *testing.T) {
+	var cases []stressCase
+	for _, kind := range []string{stressSingle, stressBatch, stressZeroCopy} {
+		for _, w := range allWaits {
+			for _, slots := range []int{4, 8} {
+				cases = append(cases, stressCase{MPMC, 4, 4, slots, w, kind})
+			}
+			cases = append(cases,
+				stressCase{SPSC, 1, 1, 4, w, kind},
+				stressCase{MPSC, 4, 1, 4, w, kind},
+				stressCase{SPMC, 1, 4, 4, w, kind})
+		}
+	}
+	for _, tc := range cases {
+		name := fmt.Sprintf("mode=%v/slots=%d/wait=%v/kind=%s", tc.mode, tc.slots, tc.wait, tc.kind)
+		t.Run(name, func(t *testing.T) {
+			// Messages per producer. Spinning goroutines outnumber the CPUs
+			// here, and give them up only when preempted: fewer messages.
+			per := 1000
+			if tc.wait == Spin {
+				per = 200
+			}
+			if testing.Short() {
+				per /= 5
+			}
+			runStress(t, tc, per)
+		})
+	}
+}
+
+func runStress(t *testing.T, tc stressCase, per int) {
+	const maxMessage = 64
+	r := newMemRing(t, &Options{Mode: tc.mode, Slots: tc.slots, MaxMessage: maxMessage,
+		MaxProducers: tc.producers, MaxConsumers: tc.consumers, Wait: Waiting{Strategy: tc.wait}})
+	ps := make([]*Producer, tc.producers)
+	cs := make([]*Consumer, tc.consumers)
+	for i := range ps {
+		p, err := r.NewProducer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+	}
+	for i := range cs {
+		c, err := r.NewConsumer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, tc.producers+tc.consumers)
+	aborted := make([]int, tc.producers)
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := stressProduce(ctx, p, uint64(i), per, tc.kind, maxMessage)
+			aborted[i] = n
+			if err != nil {
+				errs <- fmt.Errorf("producer %d: %w", i, err)
+				cancel()
+			}
+		}()
+	}
+	got := make([][][2]uint64, tc.consumers)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs, err := stressConsume(ctx, c, tc.kind, maxMessage)
+			got[i] = recs
+			if err != nil {
+				errs <- fmt.Errorf("consumer %d: %w", i, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	seen := make([][]int, tc.producers)
+	for i := range seen {
+		seen[i] = make([]int, per)
+	}
+	for ci, recs := range got {
+		last := make([]int64, tc.producers)
+		for i := range last {
+			last[i] = -1
+		}
+		for _, rec := range recs {
+			id, seq := rec[0], rec[1]
+			if id >= uint64(tc.producers) || seq >= uint64(per) {
+				t.Fatalf("consumer %d: producer %d seq %d was never sent", ci, id, seq)
+			}
+			if int64(seq) <= last[id] {
+				t.Fatalf("consumer %d: producer %d seq %d after seq %d", ci, id, seq, last[id])
+			}
+			last[id] = int64(seq)
+			seen[id][seq]++
+		}
+	}
+	for id := range seen {
+		for seq, n := range seen[id] {
+			if n != 1 {
+				t.Fatalf("producer %d seq %d delivered %d times", id, seq, n)
+			}
+		}
+	}
+	skips := 0
+	if tc.mode.multiProducer() {
+		for _, n := range aborted {
+			skips += n
+		}
+	}
+	total := uint64(tc.producers*per + skips)
+	if st := r.Stats(); st.Sent != total || st.Received != total || st.Depth != 0 || st.Producers != 0 || st.Consumers != 0 {
+		t.Fatalf("stats %+v, want %d positions sent and received (%d aborted)", st, total, skips)
+	}
+}
+
+// stressProduce sends per messages as producer id, then closes, and returns
+// how many reservations it aborted.
+func stressProduce(ctx context.Context, p *Producer, id uint64, per int, kind string, maxMessage int) (aborted int, err error) {
+	defer func() {
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	typ := int64(id) + 1
+	switch kind {
+	case stressSingle:
+		buf := make([]byte, maxMessage)
+		for seq := 0; seq < per; seq++ {
+			if err := p.Send(ctx, typ, stressPayload(buf, id, uint64(seq))); err != nil {
+				return 0, fmt.Errorf("send %d: %w", seq, err)
+			}
+		}
+	case stressBatch:
+		msgs := make([]Message, 7)
+		bufs := make([][]byte, len(msgs))
+		for i := range bufs {
+			bufs[i] = make([]byte, maxMessage)
+		}
+		for seq, round := 0, 0; seq < per; round++ {
+			n := min(1+round%len(msgs), per-seq)
+			for i := 0; i < n; i++ {
+				msgs[i] = Message{Type: typ, Data: stressPayload(bufs[i], id, uint64(seq+i))}
+			}
+			sent, err := p.SendBatch(ctx, msgs[:n])
+			if err != nil || sent != n {
+				return 0, fmt.Errorf("send batch of %d at %d: sent %d, %w", n, seq, sent, err)
+			}
+			seq += n
+		}
+	case stressZeroCopy:
+		for seq := 0; seq < per; seq++ {
+			buf, err := p.Reserve(ctx)
+			if err != nil {
+				return aborted, fmt.Errorf("reserve %d: %w", seq, err)
+			}
+			if seq%5 == 2 {
+				// Give this one up and take another slot for the message.
+				copy(buf, "aborted")
+				if err := p.Abort(); err != nil {
+					return aborted, err
+				}
+				aborted++
+				if buf, err = p.Reserve(ctx); err != nil {
+					return aborted, fmt.Errorf("reserve %d again: %w", seq, err)
+				}
+			}
+			m := stressPayload(buf, id, uint64(seq))
+			if err := p.Commit(typ, len(m)); err != nil {
+				return aborted, fmt.Errorf("commit %d: %w", seq, err)
+			}
+		}
+	}
+	return aborted, nil
+}
+
+// stressConsume receives until io.EOF, checking every message, and returns
+// the (producer, seq) of each in the order received.
+func stressConsume(ctx context.Context, c *Consumer, kind string, maxMessage int) (recs [][2]uint64, err error) {
+	defer func() {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	scratch := make([]byte, maxMessage)
+	record := func(typ int64, m []byte) error {
+		id, seq, err := stressCheck(typ, m, scratch)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, [2]uint64{id, seq})
+		return nil
+	}
+	switch kind {
+	case stressSingle:
+		buf := make([]byte, maxMessage)
+		for {
+			typ, n, err := c.Receive(ctx, buf)
+			if errors.Is(err, io.EOF) {
+				return recs, nil
+			}
+			if err != nil {
+				return recs, err
+			}
+			if err := record(typ, buf[:n]); err != nil {
+				return recs, err
+			}
+		}
+	case stressBatch:
+		msgs := make([]Message, 3)
+		bufs := make([][]byte, len(msgs))
+		for i := range bufs {
+			bufs[i] = make([]byte, maxMessage)
+		}
+		for {
+			for i := range msgs {
+				msgs[i].Data = bufs[i]
+			}
+			n, err := c.ReceiveBatch(ctx, msgs)
+			if errors.Is(err, io.EOF) {
+				return recs, nil
+			}
+			if err != nil {
+				return recs, err
+			}
+			for _, m := range msgs[:n] {
+				if err := record(m.Type, m.Data); err != nil {
+					return recs, err
+				}
+			}
+		}
+	case stressZeroCopy:
+		for {
+			pk, err := c.Peek(ctx)
+			if errors.Is(err, io.EOF) {
+				return recs, nil
+			}
+			if err != nil {
+				return recs, err
+			}
+			if pk.Redelivered {
+				return recs, errors.New("a message redelivered with no consumer dead")
+			}
+			if err := record(pk.Type, pk.Data); err != nil {
+				return recs, err
+			}
+			if err := c.Release(); err != nil {
+				return recs, err
+			}
+		}
+	}
+	return recs, fmt.Errorf("unknown kind %q", kind)
+}
