@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/shmring/shmring/internal/ipctest"
+	"github.com/shmring/shmring/msgq"
+	"github.com/shmring/shmring/segment"
+	"github.com/shmring/shmring/semaphore"
 )
 
 // asMainEnv makes the test binary run as ringbench itself, with the
@@ -186,19 +189,28 @@ func TestFlagErrorExitStatus(t *testing.T) {
 func runJSON(t *testing.T, args ...string) []map[string]any {
 	t.Helper()
 	args = append([]string{"-json", "-debug", "-duration", "100ms", "-warmup", "50ms", "-count", "1"}, args...)
-	cmd := command(t, args...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var d debugInfo
-	for _, l := range strings.Split(stderr.String(), "\n") {
-		d.parse(l)
-	}
-	d.track(t)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		cmd := command(t, args...)
+		stdout.Reset()
+		stderr.Reset()
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var d debugInfo
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			d.parse(l)
+		}
+		d.track(t)
+		d.checkGone(t, cmd.Process.Pid)
+		if err == nil {
+			break
+		}
+		if attempt < 3 && tooBusy(stderr.String()) {
+			t.Logf("attempt %d: %s", attempt, stderr.String())
+			continue
+		}
 		t.Fatalf("ringbench %q: %v\n%s", args, err, stderr.String())
 	}
-	d.checkGone(t, cmd.Process.Pid)
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var r map[string]any
@@ -208,6 +220,13 @@ func runJSON(t *testing.T, args ...string) []map[string]any {
 		out = append(out, r)
 	}
 	return out
+}
+
+// tooBusy says whether a failed run says the machine was too busy for its
+// tiny measured interval: the tests use 100 ms, and a loaded machine can
+// keep a process off the CPUs that long. Such a run is tried again.
+func tooBusy(stderr string) bool {
+	return strings.Contains(stderr, "no message in the measured interval")
 }
 
 // checkResult checks the fields every result must have.
@@ -309,10 +328,20 @@ func TestTable(t *testing.T) {
 		if format != "" {
 			args = append(args, format)
 		}
-		cmd := command(t, args...)
 		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
+		for attempt := 1; ; attempt++ {
+			cmd := command(t, args...)
+			stdout.Reset()
+			stderr.Reset()
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if err == nil {
+				break
+			}
+			if attempt < 3 && tooBusy(stderr.String()) {
+				t.Logf("attempt %d: %s", attempt, stderr.String())
+				continue
+			}
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
 		out := stdout.String()
@@ -344,42 +373,7 @@ func TestSignalCleanup(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%v %s", tc.sig, strings.Join(tc.args, " ")), func(t *testing.T) {
 			t.Parallel()
-			cmd := command(t, append([]string{"-debug", "-duration", "30s", "-count", "1"}, tc.args...)...)
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var d debugInfo
-			var rest bytes.Buffer
-			lines := make(chan string)
-			go func() {
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					lines <- sc.Text()
-				}
-				close(lines)
-			}()
-			timeout := time.After(ipctest.Deadline)
-			for !d.started {
-				select {
-				case l, ok := <-lines:
-					if !ok {
-						t.Fatalf("ringbench ended before its run started: %s", rest.String())
-					}
-					d.parse(l)
-					rest.WriteString(l + "\n")
-				case <-timeout:
-					cmd.Process.Kill()
-					t.Fatal("run did not start")
-				}
-			}
-			d.track(t)
-			if len(d.children) == 0 {
-				t.Fatal("no child processes reported")
-			}
+			cmd, d, lines, rest := startRun(t, tc.args...)
 			time.Sleep(100 * time.Millisecond)
 			if err := cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
@@ -388,7 +382,7 @@ func TestSignalCleanup(t *testing.T) {
 				d.parse(l)
 				rest.WriteString(l + "\n")
 			}
-			err = cmd.Wait()
+			err := cmd.Wait()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 128+int(tc.sig) {
 				t.Errorf("exit: %v, want status %d\n%s", err, 128+int(tc.sig), rest.String())
@@ -397,6 +391,100 @@ func TestSignalCleanup(t *testing.T) {
 				t.Errorf("stderr does not say it was stopped:\n%s", rest.String())
 			}
 			d.checkGone(t, cmd.Process.Pid)
+		})
+	}
+}
+
+// startRun starts a long ringbench run with args and returns once its first
+// run has started, with what it said so far and the channel of the rest of
+// its standard error.
+func startRun(t *testing.T, args ...string) (*exec.Cmd, *debugInfo, <-chan string, *bytes.Buffer) {
+	t.Helper()
+	cmd := command(t, append([]string{"-debug", "-duration", "30s", "-count", "1"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := new(debugInfo)
+	rest := new(bytes.Buffer)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(ipctest.Deadline)
+	for !d.started {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				cmd.Wait()
+				t.Fatalf("ringbench ended before its run started: %s", rest.String())
+			}
+			d.parse(l)
+			rest.WriteString(l + "\n")
+		case <-timeout:
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("run did not start")
+		}
+	}
+	d.track(t)
+	if len(d.children) == 0 {
+		t.Fatal("no child processes reported")
+	}
+	return cmd, d, lines, rest
+}
+
+// TestParentDeath kills ringbench outright: its children must die with it.
+// Its objects stay behind (nothing can remove them then), so the test
+// removes them.
+func TestParentDeath(t *testing.T) {
+	for _, args := range [][]string{
+		{"-transports", "ring", "-mode", "throughput", "-wait", "spin"},
+		{"-transports", "msgq", "-mode", "pingpong"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			cmd, d, lines, _ := startRun(t, args...)
+			left := d.objects
+			d.objects = nil // they stay behind; the cleanup removes them
+			t.Cleanup(func() {
+				for _, o := range left {
+					var err error
+					switch o.kind {
+					case "shm":
+						var s *segment.Segment
+						if s, err = segment.OpenID(o.id); err == nil {
+							err = s.Remove()
+						}
+					case "sem":
+						var s *semaphore.Set
+						if s, err = semaphore.OpenID(o.id); err == nil {
+							err = s.Remove()
+						}
+					case "msg":
+						var q *msgq.Queue
+						if q, err = msgq.OpenID(o.id); err == nil {
+							err = q.Remove()
+						}
+					}
+					if err != nil {
+						t.Errorf("remove %s %d: %v", o.kind, o.id, err)
+					}
+				}
+			})
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Kill()
+			for range lines {
+			}
+			cmd.Wait()
+			d.checkGone(t, -1)
 		})
 	}
 }

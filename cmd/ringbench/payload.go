@@ -21,11 +21,12 @@ import (
 // body it received, which it reads word by word. A lost, repeated,
 // reordered, truncated or corrupted message fails the run.
 //
-// The digest is Fletcher-like (a running sum s of the words and a running
-// sum t of s), which sees every word and its position. Because every word of
-// a message is pattern[i] + key, the sender gets the digest of the body it
-// writes from the pattern's precomputed sums in constant time, while the
-// receiver recomputes it from the bytes.
+// The body is summed Fletcher-like (a running sum s of the words and a
+// running sum t of s), which sees every word and its position. Because
+// every word of a message is pattern[i] + key, both sides get the sums a
+// body must have from the pattern's precomputed sums in constant time; the
+// receiver compares them with the sums of the bytes it got, and the check
+// field with their digest.
 const (
 	// minSize is the smallest message: the sequence number and the check.
 	minSize = 8
@@ -74,19 +75,18 @@ func digest(s, t, k uint64) uint32 {
 	return uint32(x ^ x>>32)
 }
 
-// expect returns the check of message seq of sender, computed without a
-// body.
-func (p *payload) expect(seq uint64, sender int) uint32 {
-	k := key(seq, sender)
+// expect returns the running sums of the body of message seq of sender,
+// whose key is k, computed from the pattern's sums without a body.
+func (p *payload) expect(k uint64) (s, t uint64) {
 	w := uint64(p.words)
-	s := p.s0 + w*k
-	t := p.t0 + k*(w*(w+1)/2)
+	s = p.s0 + w*k
+	t = p.t0 + k*(w*(w+1)/2)
 	kb := byte(k)
 	for _, v := range p.pattern[p.words:] {
 		s += uint64(byte(v) + kb)
 		t += s
 	}
-	return digest(s, t, k)
+	return s, t
 }
 
 // fill writes message seq of sender into b, which must be p.size bytes.
@@ -94,8 +94,9 @@ func (p *payload) expect(seq uint64, sender int) uint32 {
 func (p *payload) fill(b []byte, seq uint64, sender int) {
 	b = b[:p.size]
 	k := key(seq, sender)
+	s, t := p.expect(k)
 	binary.LittleEndian.PutUint32(b[0:], uint32(seq))
-	binary.LittleEndian.PutUint32(b[4:], p.expect(seq, sender))
+	binary.LittleEndian.PutUint32(b[4:], digest(s, t, k))
 	body := b[hdrLen:]
 	pat := p.pattern[:p.words]
 	for i, v := range pat {
@@ -108,9 +109,9 @@ func (p *payload) fill(b []byte, seq uint64, sender int) {
 	}
 }
 
-// sum computes the check of the message in b from its bytes.
-func (p *payload) sum(b []byte, seq uint64, sender int) uint32 {
-	var s, t uint64
+// sum computes the running sums of the body of the message in b from its
+// bytes.
+func sum(b []byte) (s, t uint64) {
 	body := b[hdrLen:]
 	for len(body) >= 8 {
 		s += binary.LittleEndian.Uint64(body)
@@ -121,7 +122,7 @@ func (p *payload) sum(b []byte, seq uint64, sender int) uint32 {
 		s += uint64(c)
 		t += s
 	}
-	return digest(s, t, key(seq, sender))
+	return s, t
 }
 
 // tracker checks the messages one receiver gets, sender by sender.
@@ -157,12 +158,13 @@ func (tr *tracker) accept(b []byte, sender int) error {
 		}
 		seq = want + uint64(d)
 	}
-	exp := tr.p.expect(seq, sender)
-	if got := binary.LittleEndian.Uint32(b[4:]); got != exp {
-		return fmt.Errorf("sender %d message %d: check field %#08x, want %#08x", sender, seq, got, exp)
+	k := key(seq, sender)
+	s, t := tr.p.expect(k)
+	if gs, gt := sum(b); gs != s || gt != t {
+		return fmt.Errorf("sender %d message %d: the body's sums are %#x, %#x, want %#x, %#x: corrupt payload", sender, seq, gs, gt, s, t)
 	}
-	if got := tr.p.sum(b, seq, sender); got != exp {
-		return fmt.Errorf("sender %d message %d: body digest %#08x, want %#08x: corrupt payload", sender, seq, got, exp)
+	if got, want := binary.LittleEndian.Uint32(b[4:]), digest(s, t, k); got != want {
+		return fmt.Errorf("sender %d message %d: check field %#08x, want %#08x", sender, seq, got, want)
 	}
 	tr.next[sender] = seq + 1
 	return nil

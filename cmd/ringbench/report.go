@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // runResult is one run of a case, from its children's reports.
@@ -66,7 +67,12 @@ func combine(c benchCase, plan *runPlan, reports []*childReport) (*runResult, er
 		r.rtt = ping.RTT
 	}
 	if msgs == 0 {
-		return nil, fmt.Errorf("no message in the measured interval")
+		var b strings.Builder
+		for i, ch := range plan.children {
+			fmt.Fprintf(&b, "; %s[%d]: %d messages, %d in %v", ch.spec.Role, ch.spec.Index,
+				reports[i].Total, reports[i].Counted, time.Duration(reports[i].WindowNs))
+		}
+		return nil, fmt.Errorf("no message in the measured interval (is the machine too busy for -duration?)%s", b.String())
 	}
 	r.cpuPerMsg = float64(cpu) / float64(msgs)
 	r.semPerMsg = float64(sem) / float64(msgs)
