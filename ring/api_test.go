@@ -196,8 +196,10 @@ func TestTooLarge(t *testing.T) {
 				t.Errorf("%s: %q does not give both sizes", name, err)
 			}
 		}
-		if st := r.Stats(); st.Depth != 1 {
-			t.Fatalf("refused message left the ring: %+v", st)
+		// A single consumer leaves the refused message at the head; one of
+		// many has claimed it and holds it back for its next call.
+		if st := r.Stats(); !r.Mode().multiConsumer() && st.Depth != 1 || r.Mode().multiConsumer() && (c.end-c.next != 1 || st.Depth != 0) {
+			t.Fatalf("refused message left the ring: %+v (held %d)", st, c.end-c.next)
 		}
 		// The room is the buffer's capacity, not its length.
 		roomy := make([]byte, 0, 50)

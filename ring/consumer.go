@@ -18,25 +18,32 @@ import (
 type Consumer struct {
 	*handle
 	multi bool
-	head  uint64 // single consumer: next position; the ring's head is its copy
 
-	peeked  bool   // a Peek is outstanding
-	peekPos uint64 // its position
-	peekAdo bool   // it is an adopted message
-
-	// Positions [adoptNext, adoptEnd) were claimed by a consumer that died
-	// before finishing them; this one delivers them before anything else.
-	adoptNext, adoptEnd uint64
+	// Single consumer: the next position; the ring's head is its copy. The
+	// messages from head on are this consumer's without a claim.
+	head uint64
 	// redeliver is the position+1 that a dead single consumer was looking at
 	// in place when it died: delivered again, and counted.
 	redeliver uint64
+
+	// Multi consumer: positions [next, end) are claimed by this consumer and
+	// not yet delivered. The role line's claim names them. A message that
+	// did not fit the caller's buffer waits here for the next call.
+	next, end uint64
+	// adopted says that [next, end) was taken over from another consumer's
+	// line, and dead that that consumer died (its deliveries then count as
+	// redeliveries) rather than closed.
+	adopted, dead bool
+
+	peeked  bool   // a Peek is outstanding
+	peekPos uint64 // its position
 }
 
 // NewConsumer takes a consumer role of the ring. In the single-consumer
 // modes (SPSC, MPSC) it fails with [ErrRoleTaken] while another live process
 // holds the role. A role whose holder died is taken over: the new consumer
 // goes on with the next message not yet consumed, and a message the dead one
-// was still looking at in place ([Consumer.Peek]) is delivered again.
+// had taken but not finished is delivered again (see [Consumer.Peek]).
 func (r *Ring) NewConsumer() (*Consumer, error) {
 	h, err := r.acquire(consumerSide)
 	if err != nil {
@@ -45,25 +52,25 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 	c := &Consumer{handle: h, multi: r.g.mode.multiConsumer()}
 	h.consumer = c
 	if !c.multi {
-		// Acquire: our predecessor's head. It may have released slots after
-		// its last head store; step over them.
-		// It released nothing beyond it: a single consumer releases slots by
-		// moving the head, after reading them.
+		// Acquire: our predecessor's head. A single consumer frees slots by
+		// moving the head after reading them, so everything from the head on
+		// is still to be delivered.
 		c.head = r.cons.pos.Load()
-		if h.reclaimed && h.dead.claim.Load() == c.head+1 {
+		if h.reclaimed && h.prev.claim.Load() == c.head+1 {
 			c.redeliver = c.head + 1
 		}
-	} else if h.reclaimed {
-		c.adopt(h.dead.claim.Load(), h.dead.claimLen.Load())
+	} else {
+		c.adopt(h.prev.claim.Load(), h.prev.claimLen.Load(), h.reclaimed)
 	}
 	if err := r.track(c); err != nil {
-		return nil, errors.Join(err, h.release())
+		return nil, errors.Join(err, h.release(false))
 	}
 	return c, nil
 }
 
-// adopt takes over a dead consumer's unfinished claim [claim-1, claim-1+n).
-func (c *Consumer) adopt(claim, n uint64) {
+// adopt takes over another consumer's unfinished claim [claim-1,
+// claim-1+n): a dead one's (dead set) or a closed one's.
+func (c *Consumer) adopt(claim, n uint64, dead bool) {
 	if claim == 0 || n == 0 {
 		return
 	}
@@ -71,68 +78,49 @@ func (c *Consumer) adopt(claim, n uint64) {
 	// deliver them, so that they are found again if we die too.
 	atomicx.StoreRelease(&c.line.claimLen, n)
 	atomicx.StoreRelease(&c.line.claim, claim)
-	c.adoptNext, c.adoptEnd = claim-1, claim-1+n
+	c.next, c.end, c.adopted, c.dead = claim-1, claim-1+n, true, dead
 }
 
-// adoptDeadConsumers looks for a dead consumer's unfinished claim and adopts
-// it. Only multi-consumer rings need it: a single consumer's successor finds
-// the dead one's message at the head.
-func (h *handle) adoptDeadConsumers() bool {
+// adoptOrphans looks for the unfinished claim of a consumer that died or
+// closed holding messages, and takes it over. Only the multi-consumer modes
+// need it: a single consumer's successor finds everything at the head.
+func (h *handle) adoptOrphans() bool {
 	r := h.r
-	if !r.g.mode.multiConsumer() {
-		return false
-	}
 	c := h.consumer
-	if c == nil || c.adoptNext < c.adoptEnd || c.peeked {
+	if c == nil || !c.multi || c.next < c.end || c.peeked {
 		return false
 	}
 	first, count := r.lines(consumerSide)
 	for i := first; i < first+count; i++ {
 		e := r.roles.At(uint64(i))
-		if i == h.idx || !h.lineDead(i, e.state.Load()) {
+		st := e.state.Load()
+		dead := h.lineDead(i, st)
+		if i == h.idx || !dead && st&0xff != roleClosed {
 			continue
 		}
-		// Acquire: the dead consumer's last claim.
+		// Acquire: the gone consumer's last claim.
 		claim, n := e.claim.Load(), e.claimLen.Load()
 		if claim == 0 {
 			continue
 		}
-		c.adopt(claim, n)
+		c.adopt(claim, n, dead)
 		// Seq-cst CAS: only one adopter takes the claim.
 		if e.claim.CompareAndSwap(claim, 0) {
 			return true
 		}
-		c.adoptNext, c.adoptEnd = 0, 0
-		atomicx.StoreRelease(&c.line.claim, 0)
+		c.drop()
 	}
 	return false
 }
 
-// nextAdopted returns the next adopted position that still holds its
-// message, if any, clearing the adoption when none is left.
-func (c *Consumer) nextAdopted() (uint64, bool) {
-	r := c.r
-	for c.adoptNext < c.adoptEnd {
-		pos := c.adoptNext
-		c.adoptNext++
-		// Acquire: the head has passed pos (the dead consumer claimed it), so
-		// the claim of any live consumer of pos is visible below.
-		if r.cons.pos.Load() <= pos || c.liveClaimCovers(consumerSide, pos, c.idx) {
-			continue
-		}
-		// Acquire, SYNC(slot-publish): the message is still there.
-		if r.slots.At(pos&r.mask).seq.Load() == pos+1 {
-			return pos, true
-		}
-	}
-	if c.adoptEnd != 0 {
-		c.adoptNext, c.adoptEnd = 0, 0
-		atomicx.StoreRelease(&c.line.claim, 0)
-	}
-	return 0, false
+// drop forgets the held positions and clears the claim that names them.
+func (c *Consumer) drop() {
+	c.next, c.end, c.adopted, c.dead = 0, 0, false, false
+	// Release, SYNC(claim): nothing held any more.
+	atomicx.StoreRelease(&c.line.claim, 0)
 }
 
-// limit returns the largest message the i-th claimed slot may hold: the
+// limit returns the largest message the i-th message of a call may be: the
 // capacity of msgs[i].Data for a batch, else one.
 func limit(i uint64, one int, msgs []Message) int {
 	if msgs != nil {
@@ -141,12 +129,14 @@ func limit(i uint64, one int, msgs []Message) int {
 	return one
 }
 
-// scan counts the published slots from pos that this consumer may take for
-// k messages: it stops at the first slot not yet published, after the k-th
-// message, or before a message too large for its buffer (see limit). Skipped
-// slots are counted but use no buffer. If the first message is too large,
-// tooBig is its size.
-func (c *Consumer) scan(pos, k uint64, one int, msgs []Message) (n uint64, tooBig int) {
+// scan counts the published slots from pos that may be taken for k
+// messages: it stops at the first slot not yet published or after the k-th
+// message. Skipped slots are counted but are no message. With sizes set it
+// also stops before a message too large for its buffer (see limit); if that
+// is the first message, tooBig is its size. Only a single consumer may check
+// sizes before taking the slots: in the multi modes a slot can be refilled
+// for the next lap while an unsuccessful claimer looks at it.
+func (c *Consumer) scan(pos, k uint64, sizes bool, one int, msgs []Message) (n uint64, tooBig int) {
 	r := c.r
 	for b := uint64(0); b < k; n++ {
 		s := r.slots.At((pos + n) & r.mask)
@@ -159,7 +149,7 @@ func (c *Consumer) scan(pos, k uint64, one int, msgs []Message) (n uint64, tooBi
 		if seq&seqSkip != 0 {
 			continue
 		}
-		if int(s.size) > limit(b, one, msgs) {
+		if sizes && int(s.size) > limit(b, one, msgs) {
 			if b == 0 {
 				return n, int(s.size)
 			}
@@ -170,85 +160,104 @@ func (c *Consumer) scan(pos, k uint64, one int, msgs []Message) (n uint64, tooBi
 	return n, 0
 }
 
-// claim claims the slots that scan finds at the head, and returns the first
-// position and how many (0: none waiting, or the first message does not fit
-// its buffer: then tooBig is its size). The slots may include skipped ones,
-// and hold at most k messages.
-func (c *Consumer) claim(k uint64, one int, msgs []Message) (pos, n uint64, tooBig int) {
-	r := c.r
-	if !c.multi {
-		pos = c.head
-		n, tooBig = c.scan(pos, k, one, msgs)
-		return pos, n, tooBig
+// fill makes sure that a multi consumer holds positions: if it holds none,
+// it claims the slots of up to k messages at the head. It reports false when
+// none is waiting.
+func (c *Consumer) fill(k uint64) bool {
+	if c.next < c.end {
+		return true
 	}
+	r := c.r
 	for {
 		// Acquire: the head, then the slots after it.
-		pos = r.cons.pos.Load()
-		n, tooBig = c.scan(pos, k, one, msgs)
+		pos := r.cons.pos.Load()
+		n, _ := c.scan(pos, k, false, 0, nil)
 		if n == 0 {
-			// Acquire: is pos still the head? Only then is the refusal, or the
-			// emptiness, ours to report.
-			if r.cons.pos.Load() != pos {
-				continue
-			}
-			if tooBig > 0 {
-				return pos, 0, tooBig
-			}
 			if seq := r.slots.At(pos&r.mask).seq.Load() &^ seqSkip; seq <= pos {
-				return pos, 0, 0 // nothing published at the head: empty
+				return false // nothing published at the head: empty
 			}
 			continue // another consumer took pos; read the head again
 		}
 		// Release, SYNC(claim): the claim is visible before the CAS that
-		// makes it ours, for adopters (liveClaimCovers, adoptDeadConsumers).
+		// makes it ours, for adopters (liveClaimCovers, adoptOrphans).
 		atomicx.StoreRelease(&c.line.claimLen, n)
 		atomicx.StoreRelease(&c.line.claim, pos+1)
 		// Seq-cst CAS: claims [pos, pos+n).
 		if r.cons.pos.CompareAndSwap(pos, pos+n) {
-			return pos, n, 0
+			c.next, c.end, c.adopted, c.dead = pos, pos+n, false, false
+			return true
 		}
 	}
 }
 
-// skipped reports whether the slot of pos, claimed by this consumer, was
-// skipped by recovery or Abort.
-func (c *Consumer) skipped(pos uint64) bool {
-	// Acquire: already ordered by the load in scan; this reads it again.
-	return c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0
+// front returns the first held position that holds a message, releasing
+// skipped slots on the way, for a multi consumer. It reports false when no
+// held position is left.
+func (c *Consumer) front() (uint64, bool) {
+	r := c.r
+	for c.next < c.end {
+		pos := c.next
+		s := r.slots.At(pos & r.mask)
+		// Acquire, SYNC(slot-publish): the slot's state and contents.
+		seq := s.seq.Load()
+		if c.adopted {
+			// Adopted positions may have been finished by their first owner
+			// (just before it died), or be named by a live consumer's stale
+			// claim that won them after all. The head has passed pos, so a
+			// live owner's claim, stored before its CAS, is visible here.
+			if seq&^seqSkip != pos+1 || c.liveClaimCovers(consumerSide, pos, c.idx) {
+				c.next++
+				continue
+			}
+		}
+		if seq&seqSkip == 0 {
+			return pos, true
+		}
+		c.pop() // a slot skipped by recovery or Abort: pass it
+	}
+	if c.end != 0 {
+		c.drop()
+	}
+	return 0, false
 }
 
-// finish releases the n positions from pos, which this consumer claimed and
-// read, to the producers, and wakes sleeping producers.
-func (c *Consumer) finish(pos, n uint64) {
+// pop finishes the front held position, giving its slot back to the
+// producers. The caller wakes them (wakeProducers).
+func (c *Consumer) pop() {
 	r := c.r
-	if r.headIndexed {
-		c.head = pos + n
-		// Release, SYNC(head-release): pairs with the producers' acquire
-		// load of the head in claim; our reads of the slots are done before
-		// they are refilled.
-		atomicx.StoreRelease(&r.cons.pos, c.head)
+	pos := c.next
+	c.next++
+	s := r.slots.At(pos & r.mask)
+	if c.adopted {
+		// Release, SYNC(slot-release), by CAS: after a chain of deaths a
+		// second adopter may hold the same position.
+		seq := s.seq.Load()
+		if s.seq.CompareAndSwap(seq, pos+r.n) && c.dead && seq&seqSkip == 0 {
+			r.ctrl.redelivered.Add(1)
+		}
 	} else {
-		for i := uint64(0); i < n; i++ {
-			// Release, SYNC(slot-release): pairs with the producer's acquire
-			// load in claim; our reads of the slot are done before it is
-			// refilled.
-			atomicx.StoreRelease(&r.slots.At((pos+i)&r.mask).seq, pos+i+r.n)
-		}
-		// Release, SYNC(claim): finished, after the releases above.
-		atomicx.StoreRelease(&c.line.claim, 0)
+		// Release, SYNC(slot-release): pairs with the producer's acquire
+		// load in claim; our reads of the slot are done before it is
+		// refilled.
+		atomicx.StoreRelease(&s.seq, pos+r.n)
 	}
-	r.wakePeers(&r.wait.producers, semSpace, uint32(min(n, 1<<31)))
+	if c.next == c.end {
+		c.drop()
+	}
 }
 
-// finishAdopted releases an adopted position. A CAS, because a second
-// adopter (after a chain of deaths) may have released it already.
-func (c *Consumer) finishAdopted(pos uint64) {
-	r := c.r
-	// Release, SYNC(slot-release), as in finish.
-	if r.slots.At(pos&r.mask).seq.CompareAndSwap(pos+1, pos+r.n) {
-		r.ctrl.redelivered.Add(1)
-	}
-	r.wakePeers(&r.wait.producers, semSpace, 1)
+// advance finishes the n positions from the head of a single consumer.
+func (c *Consumer) advance(n uint64) {
+	c.head += n
+	// Release, SYNC(head-release): pairs with the producers' acquire load of
+	// the head in claim; our reads of the slots are done before they are
+	// refilled.
+	atomicx.StoreRelease(&c.r.cons.pos, c.head)
+}
+
+// wakeProducers wakes producers sleeping for free slots, after n were freed.
+func (c *Consumer) wakeProducers(n int) {
+	c.r.wakePeers(&c.r.wait.producers, semSpace, uint32(min(n, 1<<31-1)))
 }
 
 // read copies the message at pos into buf.
@@ -259,13 +268,18 @@ func (c *Consumer) read(pos uint64, buf []byte) (typ int64, n int) {
 	return s.typ, n
 }
 
+// size returns the size of the message at pos, which this consumer holds.
+func (c *Consumer) size(pos uint64) int { return int(c.r.slots.At(pos & c.r.mask).size) }
+
 // counted notes the delivery of pos by a single consumer that took over
 // from a dead one looking at it.
-func (c *Consumer) counted(pos uint64) {
+func (c *Consumer) counted(pos uint64) bool {
 	if c.redeliver != 0 && pos+1 == c.redeliver {
 		c.redeliver = 0
 		c.r.ctrl.redelivered.Add(1)
+		return true
 	}
+	return false
 }
 
 func (c *Consumer) ready() error {
@@ -278,43 +292,77 @@ func (c *Consumer) ready() error {
 	return nil
 }
 
-// tryOne delivers one message into buf, or reports why not: (false, 0)
-// for an empty ring, (false, size) for a message larger than buf.
-func (c *Consumer) tryOne(buf []byte) (typ int64, n int, ok bool, tooBig int) {
-	if c.adoptEnd != 0 {
-		if pos, found := c.nextAdopted(); found {
-			s := c.r.slots.At(pos & c.r.mask)
-			if int(s.size) > cap(buf) {
-				c.adoptNext-- // keep it for a larger buffer
-				return 0, 0, false, int(s.size)
+// tryBatch delivers up to len(msgs) waiting messages into msgs, or reports
+// why it delivered none: an empty ring (0, 0), or a first message larger
+// than its buffer (0, its size). The message stays for a later call. Single
+// messages are batches of one.
+func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
+	k := uint64(len(msgs))
+	if !c.multi {
+		for {
+			n, big := c.scan(c.head, k, true, 0, msgs)
+			if n == 0 {
+				return 0, big
 			}
-			typ, n = c.read(pos, buf)
-			c.finishAdopted(pos)
-			return typ, n, true, 0
+			for i := uint64(0); i < n; i++ {
+				pos := c.head + i
+				if c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0 {
+					continue
+				}
+				typ, size := c.read(pos, msgs[got].Data)
+				msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:size]
+				c.counted(pos)
+				got++
+			}
+			c.advance(n)
+			c.wakeProducers(int(n))
+			if got > 0 {
+				return got, 0
+			}
 		}
 	}
-	for {
-		pos, k, big := c.claim(1, cap(buf), nil)
-		if k == 0 {
-			return 0, 0, false, big
-		}
-		// The message, if any, is in the last slot claimed; the others were
-		// skipped.
-		last := pos + k - 1
-		if c.skipped(last) {
-			c.finish(pos, k)
+	freed := 0
+	for got < len(msgs) && c.fill(k-uint64(got)) {
+		pos, ok := c.front()
+		if !ok {
 			continue
 		}
-		typ, n = c.read(last, buf)
-		c.counted(last)
-		c.finish(pos, k)
-		return typ, n, true, 0
+		if size := c.size(pos); size > cap(msgs[got].Data) {
+			if got == 0 {
+				tooBig = size
+			}
+			break
+		}
+		typ, size := c.read(pos, msgs[got].Data)
+		msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:size]
+		c.pop()
+		got++
+		freed++
 	}
+	if freed > 0 {
+		c.wakeProducers(freed)
+	}
+	return got, tooBig
+}
+
+// tryOne is tryBatch for one message into buf.
+func (c *Consumer) tryOne(buf []byte) (typ int64, n int, ok bool, tooBig int) {
+	msgs := [1]Message{{Data: buf}}
+	got, big := c.tryBatch(msgs[:])
+	if got == 0 {
+		return 0, 0, false, big
+	}
+	return msgs[0].Type, len(msgs[0].Data), true, 0
+}
+
+func tooLarge(size, buf int) error {
+	return fmt.Errorf("%w: %d-byte message, %d-byte buffer", ErrTooLarge, size, buf)
 }
 
 // TryReceive copies the next message into buf and returns its type and
 // length, or [ErrEmpty] if none is waiting. A message larger than cap(buf)
-// gives [ErrTooLarge] and stays in the ring. It never blocks.
+// gives [ErrTooLarge] and stays: the next receive of this consumer (in the
+// multi-consumer modes) or of any (single) gets it. It never blocks.
 //
 // Memory model: the Send that wrote the message synchronizes before the
 // return of the call that delivers it.
@@ -327,17 +375,17 @@ func (c *Consumer) TryReceive(buf []byte) (typ int64, n int, err error) {
 	case ok:
 		return typ, n, nil
 	case big > 0:
-		return 0, 0, fmt.Errorf("%w: %d-byte message, %d-byte buffer", ErrTooLarge, big, cap(buf))
+		return 0, 0, tooLarge(big, cap(buf))
 	}
 	return 0, 0, ErrEmpty
 }
 
 // Receive copies the next message into buf, waiting for one as the ring's
 // wait strategy says, and returns its type and length. A message larger than
-// cap(buf) gives [ErrTooLarge] and stays in the ring. When every producer has
-// closed and the ring is empty it returns io.EOF; when no producer is left
-// and one died, [ErrPeerDead] (after every message committed before the
-// death); when ctx is done, ctx.Err(); when the ring is removed,
+// cap(buf) gives [ErrTooLarge] and stays, as for TryReceive. When every
+// producer has closed and the ring is empty it returns io.EOF; when no
+// producer is left and one died, [ErrPeerDead] (after every message committed
+// before the death); when ctx is done, ctx.Err(); when the ring is removed,
 // [ErrRemoved]. Receive allocates nothing.
 //
 // Memory model: as for [Consumer.TryReceive].
@@ -356,58 +404,16 @@ func (c *Consumer) Receive(ctx context.Context, buf []byte) (typ int64, n int, e
 		}
 	}
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: %d-byte message, %d-byte buffer", ErrTooLarge, big, cap(buf))
+		return 0, 0, tooLarge(big, cap(buf))
 	}
 	return typ, n, nil
 }
 
-// tryBatch delivers up to len(msgs) waiting messages into msgs.
-func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
-	for got < len(msgs) && c.adoptEnd != 0 {
-		typ, n, ok, big := c.tryOne(msgs[got].Data)
-		if !ok {
-			if big > 0 && got == 0 {
-				return 0, big
-			}
-			break
-		}
-		msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:n]
-		got++
-	}
-	for got < len(msgs) {
-		rest := msgs[got:]
-		pos, k, big := c.claim(uint64(len(rest)), 0, rest)
-		if k == 0 {
-			if got == 0 {
-				return 0, big
-			}
-			return got, 0
-		}
-		j := 0
-		for i := uint64(0); i < k; i++ {
-			if c.skipped(pos + i) {
-				continue
-			}
-			typ, n := c.read(pos+i, rest[j].Data)
-			rest[j].Type, rest[j].Data = typ, rest[j].Data[:n]
-			c.counted(pos + i)
-			j++
-		}
-		c.finish(pos, k)
-		got += j
-		if j == 0 {
-			continue // only skipped slots: look again
-		}
-		return got, 0
-	}
-	return got, 0
-}
-
 // TryReceiveBatch receives up to len(msgs) waiting messages, each copied
 // into msgs[i].Data[:cap] with msgs[i].Type set and Data resliced, and
-// returns how many. It wakes sleeping producers at most once per run of
-// slots. It returns [ErrEmpty] if none is waiting, and [ErrTooLarge] if the
-// first does not fit its buffer.
+// returns how many. It wakes sleeping producers at most once. It returns
+// [ErrEmpty] if none is waiting, and [ErrTooLarge] if the first does not fit
+// its buffer.
 func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
 	if err := c.ready(); err != nil || len(msgs) == 0 {
 		return 0, err
@@ -417,7 +423,7 @@ func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
 	case got > 0:
 		return got, nil
 	case big > 0:
-		return 0, fmt.Errorf("%w: %d-byte message, %d-byte buffer", ErrTooLarge, big, cap(msgs[0].Data))
+		return 0, tooLarge(big, cap(msgs[0].Data))
 	}
 	return 0, ErrEmpty
 }
@@ -439,7 +445,7 @@ func (c *Consumer) ReceiveBatch(ctx context.Context, msgs []Message) (int, error
 		}
 	}
 	if got == 0 {
-		return 0, fmt.Errorf("%w: %d-byte message, %d-byte buffer", ErrTooLarge, big, cap(msgs[0].Data))
+		return 0, tooLarge(big, cap(msgs[0].Data))
 	}
 	return got, nil
 }
@@ -455,35 +461,37 @@ type Peeked struct {
 	Redelivered bool
 }
 
-// tryPeek claims the next message for in-place reading.
+// tryPeek takes the next message for in-place reading.
 func (c *Consumer) tryPeek() (Peeked, bool) {
-	if c.adoptEnd != 0 {
-		if pos, ok := c.nextAdopted(); ok {
-			c.peeked, c.peekPos, c.peekAdo = true, pos, true
-			return c.view(pos, true), true
+	if !c.multi {
+		for {
+			n, _ := c.scan(c.head, 1, false, 0, nil)
+			if n == 0 {
+				return Peeked{}, false
+			}
+			last := c.head + n - 1
+			if c.r.slots.At(last&c.r.mask).seq.Load()&seqSkip != 0 {
+				c.advance(n)
+				continue
+			}
+			if n > 1 {
+				c.advance(n - 1) // the skipped slots before the message
+			}
+			// Release, SYNC(claim): our line names the message we look at, so
+			// that a successor delivers it again if we die.
+			atomicx.StoreRelease(&c.line.claimLen, 1)
+			atomicx.StoreRelease(&c.line.claim, last+1)
+			c.peeked, c.peekPos = true, last
+			return c.view(last, c.redeliver == last+1), true
 		}
 	}
-	for {
-		pos, k, _ := c.claim(1, int(^uint(0)>>1), nil)
-		if k == 0 {
-			return Peeked{}, false
+	for c.fill(1) {
+		if pos, ok := c.front(); ok {
+			c.peeked, c.peekPos = true, pos
+			return c.view(pos, c.adopted && c.dead), true
 		}
-		last := pos + k - 1
-		if c.skipped(last) {
-			c.finish(pos, k)
-			continue
-		}
-		if k > 1 {
-			c.finish(pos, k-1) // the skipped slots before the message
-		}
-		// Release, SYNC(claim): our line names the message we look at, so
-		// that a successor or an adopter delivers it again if we die.
-		atomicx.StoreRelease(&c.line.claimLen, 1)
-		atomicx.StoreRelease(&c.line.claim, last+1)
-		c.peeked, c.peekPos, c.peekAdo = true, last, false
-		again := c.redeliver == last+1
-		return c.view(last, again), true
 	}
+	return Peeked{}, false
 }
 
 func (c *Consumer) view(pos uint64, again bool) Peeked {
@@ -505,11 +513,11 @@ func (c *Consumer) TryPeek() (Peeked, error) {
 }
 
 // Peek waits for the next message, as Receive does, and returns it in place,
-// without copying. The message stays claimed by this consumer until
+// without copying. The message stays taken by this consumer until
 // [Consumer.Release]; only one may be outstanding. If this process dies
 // before Release, the message is delivered again to the consumer that takes
-// over the role (or, in the multi-consumer modes, adopts it), with
-// Redelivered set: at-least-once delivery.
+// over the role (or, in the multi-consumer modes, to a live consumer that
+// finds it), with Redelivered set: at-least-once delivery.
 //
 // Peeked.Data is the ring's shared memory: valid only until Release or
 // Close, and never to be written.
@@ -533,20 +541,22 @@ func (c *Consumer) Release() error {
 		return ErrNotReserved
 	}
 	c.peeked = false
-	if c.peekAdo {
-		c.finishAdopted(c.peekPos)
-		return nil
-	}
-	c.counted(c.peekPos)
-	c.finish(c.peekPos, 1)
-	if !c.multi {
+	if c.multi {
+		c.pop()
+	} else {
+		c.counted(c.peekPos)
+		c.advance(1)
+		// Release, SYNC(claim): done with the message.
 		atomicx.StoreRelease(&c.line.claim, 0)
 	}
+	c.wakeProducers(1)
 	return nil
 }
 
 // Close gives up the consumer role, releasing a message still peeked. The
-// ring keeps its messages for the next consumer. Close is idempotent.
+// ring keeps its messages for the next consumer; in the multi-consumer modes
+// a message this consumer held back (too large for the buffer it was given)
+// goes to another consumer. Close is idempotent.
 func (c *Consumer) Close() error {
 	if c.closed {
 		return nil
@@ -556,8 +566,10 @@ func (c *Consumer) Close() error {
 	}
 	c.closed = true
 	c.r.untrack(c)
-	err := c.release()
-	// Wake every sleeping producer so that it can see the close.
+	err := c.release(c.multi && c.next < c.end)
+	// Wake every sleeping producer, so that it can see the close, and
+	// every sleeping consumer, one of which may take what we held.
 	c.r.wakeSlow(&c.r.wait.producers, semSpace, 1<<31)
+	c.r.wakeSlow(&c.r.wait.consumers, semData, 1<<31)
 	return err
 }

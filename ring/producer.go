@@ -44,7 +44,7 @@ func (r *Ring) NewProducer() (*Producer, error) {
 	}
 	p := &Producer{handle: h, multi: r.g.mode.multiProducer()}
 	if h.reclaimed && p.multi {
-		h.recoverProducerClaim(h.idx, h.dead.claim.Load(), h.dead.claimLen.Load())
+		h.recoverProducerClaim(h.idx, h.prev.claim.Load(), h.prev.claimLen.Load())
 	}
 	if !p.multi {
 		// Acquire: our predecessor's tail. It may have published slots after
@@ -57,7 +57,7 @@ func (r *Ring) NewProducer() (*Producer, error) {
 		atomicx.StoreRelease(&r.prod.pos, p.tail)
 	}
 	if err := r.track(p); err != nil {
-		return nil, errors.Join(err, h.release())
+		return nil, errors.Join(err, h.release(false))
 	}
 	return p, nil
 }
@@ -367,7 +367,7 @@ func (p *Producer) Close() error {
 	}
 	p.closed = true
 	p.r.untrack(p)
-	err := p.release()
+	err := p.release(false)
 	// Wake every sleeping consumer so that it can see the close.
 	p.r.wakeSlow(&p.r.wait.consumers, semData, 1<<31)
 	return err

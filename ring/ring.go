@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,6 +74,8 @@ type Ring struct {
 	slots atomicx.Array[slotHead]
 	n     uint64 // slot count
 	mask  uint64 // n - 1
+
+	blocked atomic.Int32 // calls of this process in waitFor, for Remove
 
 	mu      sync.Mutex
 	closed  bool
@@ -349,8 +352,15 @@ type Stats struct {
 // call.
 func (s Stats) SemOps() uint64 { return s.ConsumerSleeps + s.ProducerSleeps + s.Wakeups }
 
-// Stats returns the ring's counters. It makes no system call.
+// Stats returns the ring's counters. It makes no system call. After Close
+// it returns zero Stats.
 func (r *Ring) Stats() Stats {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return Stats{}
+	}
 	// Acquire loads of counters that only ever grow; no ordering between
 	// them is promised (see Stats).
 	sent, recv := r.prod.pos.Load(), r.cons.pos.Load()
@@ -429,25 +439,32 @@ func (r *Ring) Close() error {
 // Remove destroys the ring: it marks it removed, so that every process using
 // it gets [ErrRemoved] at its next wait, removes the semaphore set, which
 // wakes every sleeper with ErrRemoved, and removes the segment, which the
-// kernel frees once the last process detaches. Then it closes r. Later opens
-// of the key fail with fs.ErrNotExist.
+// kernel frees once the last process detaches. Then it waits for the calls
+// of this process that were blocked on the ring to return, and closes r.
+// Later opens of the key fail with fs.ErrNotExist. Remove works on a closed
+// Ring too.
 func (r *Ring) Remove() error {
-	// Release: makes the flag visible to the checks in idleCheck; no data
-	// depends on it.
-	r.ctrl.flags.Store(flagRemoved)
 	r.mu.Lock()
-	handles := r.handles
-	r.handles = nil
+	closed := r.closed
 	r.mu.Unlock()
-	var errs []error
-	for _, h := range handles {
-		errs = append(errs, h.Close())
+	if !closed {
+		// Release: makes the flag visible to the checks in idleCheck; no
+		// data depends on it.
+		r.ctrl.flags.Store(flagRemoved)
 	}
-	errs = append(errs, r.sems.Remove())
+	errs := []error{r.sems.Remove()}
 	if r.seg != nil {
 		errs = append(errs, r.seg.Remove())
 	}
-	errs = append(errs, r.Close())
+	if !closed {
+		// Sleepers wake at once (the semaphore set is gone), spinners at
+		// their next check; wait for them before detaching the memory they
+		// read. Bounded, in case a handle is used against its contract.
+		for deadline := time.Now().Add(time.Second); r.blocked.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Microsecond)
+		}
+		errs = append(errs, r.Close())
+	}
 	return errors.Join(errs...)
 }
 

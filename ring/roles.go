@@ -54,7 +54,7 @@ type handle struct {
 	vals      []uint16  // semaphore values, filled by refresh
 	lastCheck time.Time // last full peer check
 	closed    bool
-	dead      roleLine  // copy of a dead predecessor's claim, for recovery
+	prev      roleLine  // copy of the previous holder's claim, for recovery
 	reclaimed bool      // the line was taken from a dead holder
 	consumer  *Consumer // the consumer this handle serves; nil for a producer
 }
@@ -64,6 +64,12 @@ type handle struct {
 // modes there is one line per side, so a second live holder gets
 // ErrRoleTaken.
 func (r *Ring) acquire(s side) (*handle, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, os.ErrClosed
+	}
 	h := &handle{r: r, side: s, vals: make([]uint16, r.sems.Len())}
 	pid := os.Getpid()
 	start := selfStart()
@@ -103,12 +109,11 @@ func (r *Ring) acquire(s side) (*handle, error) {
 		e := r.roles.At(uint64(taken))
 		h.idx, h.line = taken, e
 		attaching := nextState(st, roleAttaching)
-		if h.reclaimed {
-			// The dead holder's unfinished claim, for the caller to recover.
-			// Acquire loads: the holder is dead, these are its last values.
-			h.dead.claim.Store(e.claim.Load())
-			h.dead.claimLen.Store(e.claimLen.Load())
-		}
+		// The previous holder's unfinished claim, for the caller to recover:
+		// a dead one's, or messages a closed consumer handed back. Acquire
+		// loads: the holder is gone, these are its last values.
+		h.prev.claim.Store(e.claim.Load())
+		h.prev.claimLen.Store(e.claimLen.Load())
 		// Relaxed would do: only our CAS below publishes the line as active.
 		e.pid.Store(uint32(pid))
 		e.start.Store(start)
@@ -131,12 +136,16 @@ func (r *Ring) acquire(s side) (*handle, error) {
 	return nil, fmt.Errorf("%w: could not take a %s role under contention", ErrRoleTaken, s)
 }
 
-// release gives the role line back: closed, claim cleared, role semaphore
-// lowered (which cancels the kernel's undo).
-func (h *handle) release() error {
+// release gives the role line back: closed, role semaphore lowered (which
+// cancels the kernel's undo). The claim is cleared unless keepClaim is set:
+// a consumer that closes while holding messages leaves them named there for
+// another consumer to take.
+func (h *handle) release(keepClaim bool) error {
 	e := h.line
-	e.claim.Store(0)
-	e.claimLen.Store(0)
+	if !keepClaim {
+		e.claim.Store(0)
+		e.claimLen.Store(0)
+	}
 	// Release, SYNC(role-closed): the peers' checks read closed after every
 	// message this handle sent or finished.
 	if !e.state.CompareAndSwap(h.state, nextState(h.state, roleClosed)) {

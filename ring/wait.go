@@ -24,6 +24,9 @@ const spinCheck = 64
 // call. waitFor returns ctx.Err() when ctx is done, and the errors of
 // idleCheck.
 func (h *handle) waitFor(ctx context.Context, try func() bool) error {
+	// Process-local count, not shared memory: Remove waits for it to drop.
+	h.r.blocked.Add(1)
+	defer h.r.blocked.Add(-1)
 	w := h.r.waiting
 	if w.Strategy != Block {
 		var spinUntil time.Time
@@ -199,7 +202,7 @@ func (h *handle) idleCheck(ctx context.Context, full bool) (progress bool, err e
 		if err := h.refresh(); err != nil {
 			return false, err
 		}
-		if h.side == consumerSide && (h.recoverDeadProducers() > 0 || h.adoptDeadConsumers()) {
+		if h.side == consumerSide && (h.recoverDeadProducers() > 0 || h.adoptOrphans()) {
 			return true, nil
 		}
 	}
