@@ -189,8 +189,19 @@ func runStress(t *testing.T, tc stressCase, per int) {
 		}
 	}
 	total := uint64(tc.producers*per + skips)
-	if st := r.Stats(); st.Sent != total || st.Received != total || st.Depth != 0 || st.Producers != 0 || st.Consumers != 0 {
+	st := r.Stats()
+	if st.Sent != total || st.Received != total || st.Depth != 0 || st.Producers != 0 || st.Consumers != 0 {
 		t.Fatalf("stats %+v, want %d positions sent and received (%d aborted)", st, total, skips)
+	}
+	// With every side gone, no wake-up unit may be left (see
+	// TestWakeUpUnitsBalance).
+	vals := make([]uint16, r.sems.Len())
+	if err := r.sems.Values(vals); err != nil {
+		t.Fatal(err)
+	}
+	if vals[semData] != 0 || vals[semSpace] != 0 {
+		t.Errorf("wake-up units left: data %d, space %d (%d sleeps, %d posts)",
+			vals[semData], vals[semSpace], st.ConsumerSleeps+st.ProducerSleeps, st.Wakeups)
 	}
 }
 
@@ -330,4 +341,75 @@ func stressConsume(ctx context.Context, c *Consumer, kind string, maxMessage int
 		}
 	}
 	return recs, fmt.Errorf("unknown kind %q", kind)
+}
+
+// TestWakeUpUnitsBalance bounces messages between two goroutines over two
+// rings under the Block strategy, so that nearly every receive sleeps, and
+// then checks the semaphores the sleepers use. Every unit a waker posts
+// answers one announcement of a sleeper; once both sides are idle, none may
+// be left over. Left-over units would pile up over a ring's life until the
+// semaphore saturates (SEMVMX), after which every sleep returns at once and
+// the Block strategy spins through system calls.
+func TestWakeUpUnitsBalance(t *testing.T) {
+	rounds := 20000
+	if testing.Short() {
+		rounds = 4000
+	}
+	for _, w := range []WaitStrategy{Block, Adaptive} {
+		t.Run("wait="+w.String(), func(t *testing.T) {
+			opts := &Options{Slots: 4, MaxMessage: 8, Wait: Waiting{Strategy: w}}
+			ping, pong := newMemRing(t, opts), newMemRing(t, opts)
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			defer cancel()
+			pingP, pingC := pair(t, ping)
+			pongP, pongC := pair(t, pong)
+			done := make(chan error, 1)
+			go func() {
+				buf := make([]byte, 8)
+				for {
+					typ, n, err := pingC.Receive(ctx, buf)
+					if errors.Is(err, io.EOF) {
+						done <- pongP.Close()
+						return
+					}
+					if err == nil {
+						err = pongP.Send(ctx, typ, buf[:n])
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			buf := make([]byte, 8)
+			for i := 0; i < rounds; i++ {
+				if err := pingP.Send(ctx, 1, []byte("ball")); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := pongC.Receive(ctx, buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pingP.Close()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := pongC.Receive(ctx, buf); !errors.Is(err, io.EOF) {
+				t.Fatalf("after the echo closed: %v", err)
+			}
+			for _, r := range []*Ring{ping, pong} {
+				vals := make([]uint16, r.sems.Len())
+				if err := r.sems.Values(vals); err != nil {
+					t.Fatal(err)
+				}
+				st := r.Stats()
+				t.Logf("%d round trips: semaphores %v, waiters %d/%d, stats %+v", rounds, vals,
+					r.wait.consumers.Load(), r.wait.producers.Load(), st)
+				if vals[semData] != 0 || vals[semSpace] != 0 {
+					t.Errorf("wake-up units left with both sides idle: data %d, space %d (of %d sleeps, %d posts)",
+						vals[semData], vals[semSpace], st.ConsumerSleeps+st.ProducerSleeps, st.Wakeups)
+				}
+			}
+		})
+	}
 }
