@@ -16,6 +16,10 @@ import (
 // removed ring or a cancelled context while asleep.
 const checkEvery = 25 * time.Millisecond
 
+// absorbWait bounds the wait for a wake-up unit that a waker owes a sleeper
+// which has left (see sleep).
+const absorbWait = 10 * time.Millisecond
+
 // spinCheck is how many spin rounds pass between looks at the clock.
 const spinCheck = 64
 
@@ -69,6 +73,11 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 //	try()            (re-check)       waiters != 0 ?   (load)
 //	sem wait                          → waiters -= k, sem += k
 //
+// Every unit posted answers one announcement taken, and every sleeper
+// leaves with exactly one of them: its own announcement, withdrawn, or a
+// unit, consumed by its wait or absorbed when it leaves. So the semaphore
+// never holds more units than there are sleepers.
+//
 // The barrier pair forbids the outcome where the sleeper's re-check misses
 // the message and the publisher's load misses the sleeper, so a sleeper with
 // work waiting is always woken. Waits are sliced (checkEvery) so that a
@@ -81,8 +90,12 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 	}
 	registered := false
 	defer func() {
-		if registered {
-			unregister(waiters)
+		if registered && !unregister(waiters) {
+			// A waker took our announcement and posts a unit for it: take
+			// the unit, or it would wake a later sleeper for nothing, and
+			// such units would pile up. The post follows the waker's CAS at
+			// once; the bound only covers a waker that died in between.
+			_ = r.sems.WaitTimeout(num, absorbWait)
 		}
 	}()
 	for {
@@ -135,15 +148,17 @@ func settle(err error, try func() bool) error {
 	return err
 }
 
-// unregister withdraws one sleeper's announcement, unless a waker has
-// already taken it (then a post is on its way, and a later wait returns at
-// once: a spurious wake-up, not a lost one).
-func unregister(waiters *atomic.Uint32) {
+// unregister withdraws one sleeper's announcement. It reports false when
+// there was none left: a waker took it, and a post is on its way.
+func unregister(waiters *atomic.Uint32) bool {
 	for {
 		// Seq-cst load and CAS: part of SYNC(dekker) bookkeeping.
 		w := waiters.Load()
-		if w == 0 || waiters.CompareAndSwap(w, w-1) {
-			return
+		if w == 0 {
+			return false
+		}
+		if waiters.CompareAndSwap(w, w-1) {
+			return true
 		}
 	}
 }
