@@ -75,7 +75,8 @@ type Ring struct {
 	n     uint64 // slot count
 	mask  uint64 // n - 1
 
-	blocked atomic.Int32 // calls of this process in waitFor, for Remove
+	blocked atomic.Int32 // calls of this process in waitFor, for Close and Remove
+	closing atomic.Bool  // Close has begun: blocked calls return os.ErrClosed
 
 	mu      sync.Mutex
 	closed  bool
@@ -411,29 +412,41 @@ func (r *Ring) untrack(h interface{ Close() error }) {
 }
 
 // Close closes every producer and consumer made from r that is still open,
-// then detaches the segment. The ring itself stays, with its messages, until
-// it is removed. After Close, r and its handles return os.ErrClosed; any
-// slice they handed out is invalid. Close is idempotent.
+// then detaches the segment. Calls of this process blocked on the ring
+// return os.ErrClosed first (within checkEvery); Close waits for them. The
+// ring itself stays, with its messages, until it is removed. After Close, r
+// and its handles return os.ErrClosed; any slice they handed out is
+// invalid. Close is idempotent.
 func (r *Ring) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil
 	}
+	r.closed = true
 	handles := r.handles
 	r.handles = nil
 	r.mu.Unlock()
+	// Process-local: blocked calls see it in idleCheck.
+	r.closing.Store(true)
+	r.awaitBlocked()
 	var errs []error
 	for _, h := range handles {
 		errs = append(errs, h.Close())
 	}
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
 	if r.mapping != nil {
 		errs = append(errs, r.mapping.Detach())
 	}
 	return errors.Join(errs...)
+}
+
+// awaitBlocked waits for the calls of this process blocked on the ring to
+// return, which they do at their next check once the ring is removed or
+// closing. It is bounded, in case a handle is used against its contract.
+func (r *Ring) awaitBlocked() {
+	for deadline := time.Now().Add(time.Second); r.blocked.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // Remove destroys the ring: it marks it removed, so that every process using
@@ -458,11 +471,8 @@ func (r *Ring) Remove() error {
 	}
 	if !closed {
 		// Sleepers wake at once (the semaphore set is gone), spinners at
-		// their next check; wait for them before detaching the memory they
-		// read. Bounded, in case a handle is used against its contract.
-		for deadline := time.Now().Add(time.Second); r.blocked.Load() > 0 && time.Now().Before(deadline); {
-			time.Sleep(100 * time.Microsecond)
-		}
+		// their next check, all with ErrRemoved; then Close.
+		r.awaitBlocked()
 		errs = append(errs, r.Close())
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -202,7 +203,8 @@ func (r *Ring) wakeSlow(waiters *atomic.Uint32, num int, k uint32) {
 // the Spin strategy, every checkEvery). With full set it also reads the
 // semaphore values to find dead peers and recovers what they left. It
 // returns progress when it recovered something try may now find, and the
-// error that should end the wait: ctx.Err(), ErrRemoved, io.EOF (consumers,
+// error that should end the wait: ctx.Err(), ErrRemoved, os.ErrClosed (the
+// Ring is closing), io.EOF (consumers,
 // every producer closed), ErrNoConsumers (producers) or ErrPeerDead.
 func (h *handle) idleCheck(ctx context.Context, full bool) (progress bool, err error) {
 	if err := ctx.Err(); err != nil {
@@ -212,6 +214,9 @@ func (h *handle) idleCheck(ctx context.Context, full bool) (progress bool, err e
 	// Acquire: the removal flag; nothing is ordered by it.
 	if r.ctrl.flags.Load()&flagRemoved != 0 {
 		return false, ErrRemoved
+	}
+	if r.closing.Load() {
+		return false, os.ErrClosed
 	}
 	if full {
 		if err := h.refresh(); err != nil {
