@@ -1091,6 +1091,53 @@ func TestRemoveWhileBlocked(t *testing.T) {
 	}
 }
 
+// TestCloseWhileBlocked closes a Ring while a goroutine of this process
+// waits in Receive on a consumer made from it, as one closes a file to end
+// a blocked read: the wait ends with os.ErrClosed, and nothing touches the
+// memory after Close detaches it. The three wait strategies run at once, so
+// that a wait that Close does not end costs the deadline only once.
+func TestCloseWhileBlocked(t *testing.T) {
+	for _, shm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory=heap", true: "memory=shm"}[shm], func(t *testing.T) {
+			rings := make([]*Ring, len(allWaits))
+			done := make([]chan error, len(allWaits))
+			for i, w := range allWaits {
+				r := apiRing(t, shm, &Options{Slots: 4, MaxMessage: 16, Wait: Waiting{Strategy: w}})
+				c, err := r.NewConsumer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				rings[i], done[i] = r, make(chan error, 1)
+				before := r.Stats()
+				go func() {
+					var err error
+					defer func() { done[i] <- err }()
+					noFault(t, "Receive during Close, wait="+w.String(), func() {
+						_, _, err = c.Receive(context.Background(), make([]byte, 16))
+					})
+				}()
+				blockedUntil(t, r, consumerSide, before)
+			}
+			for i, r := range rings {
+				if err := r.Close(); err != nil {
+					t.Errorf("wait=%v: Close: %v", allWaits[i], err)
+				}
+			}
+			deadline := time.After(ipctest.Deadline)
+			for i := range rings {
+				select {
+				case err := <-done[i]:
+					if !errors.Is(err, os.ErrClosed) {
+						t.Errorf("wait=%v: Receive on a closed Ring: %v, want os.ErrClosed", allWaits[i], err)
+					}
+				case <-deadline:
+					t.Fatalf("wait=%v: Receive still blocked %v after Close", allWaits[i], ipctest.Deadline)
+				}
+			}
+		})
+	}
+}
+
 // TestRemoveByKey: after Remove, the key names nothing.
 func TestRemoveByKey(t *testing.T) {
 	key := freshKey(t)
