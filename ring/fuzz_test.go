@@ -398,15 +398,21 @@ func framingStep(in *fuzzReader, r *Ring, p *Producer, c *Consumer, m *framingMo
 		m.q = m.q[1:]
 	}
 
-	// The ring's depth counts the positions not yet passed by the consumer.
-	// A batch may pass skipped slots after its last message: those, and
-	// only those, may have left the ring without the model knowing.
-	depth := r.Stats().Depth
-	for len(m.q) > depth && m.q[0].skip {
+	// The ring's depth counts the positions no consumer has claimed; a
+	// consumer of a multi mode claims before it looks, and holds what it
+	// claimed and did not deliver (a message too large for the buffer it was
+	// given, the rest of a batch) for its next call. A batch may pass
+	// skipped slots after its last message: those, and only those, may have
+	// left without the model knowing.
+	depth, held := r.Stats().Depth, 0
+	if c.multi {
+		held = int(c.end - c.next)
+	}
+	for len(m.q) > depth+held && m.q[0].skip {
 		m.q = m.q[1:]
 	}
-	if depth != len(m.q) {
-		return fmt.Errorf("stats depth %d, model holds %d", depth, len(m.q))
+	if depth+held != len(m.q) {
+		return fmt.Errorf("stats depth %d and %d held, model holds %d", depth, held, len(m.q))
 	}
 	return nil
 }
