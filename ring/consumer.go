@@ -84,7 +84,7 @@ func (c *Consumer) adopt(claim, n uint64, dead bool) {
 // adoptOrphans looks for the unfinished claim of a consumer that died or
 // closed holding messages, and takes it over. Only the multi-consumer modes
 // need it: a single consumer's successor finds everything at the head.
-func (h *handle) adoptOrphans() bool {
+func (h *handle) adoptOrphans(deadToo bool) bool {
 	r := h.r
 	c := h.consumer
 	if c == nil || !c.multi || c.next < c.end || c.peeked {
@@ -94,7 +94,9 @@ func (h *handle) adoptOrphans() bool {
 	for i := first; i < first+count; i++ {
 		e := r.roles.At(uint64(i))
 		st := e.state.Load()
-		dead := h.lineDead(i, st)
+		// Only after a refresh are the semaphore values fresh enough to call
+		// a holder dead; a closed line needs none.
+		dead := deadToo && h.lineDead(i, st)
 		if i == h.idx || !dead && st&0xff != roleClosed {
 			continue
 		}
@@ -149,11 +151,13 @@ func (c *Consumer) scan(pos, k uint64, sizes bool, one int, msgs []Message) (n u
 		if seq&seqSkip != 0 {
 			continue
 		}
-		if sizes && int(s.size) > limit(b, one, msgs) {
-			if b == 0 {
-				return n, int(s.size)
+		if sizes {
+			if size := c.size(pos + n); size > limit(b, one, msgs) {
+				if b == 0 {
+					return n, size
+				}
+				return n, 0
 			}
-			return n, 0
 		}
 		b++
 	}
@@ -174,7 +178,10 @@ func (c *Consumer) fill(k uint64) bool {
 		n, _ := c.scan(pos, k, false, 0, nil)
 		if n == 0 {
 			if seq := r.slots.At(pos&r.mask).seq.Load() &^ seqSkip; seq <= pos {
-				return false // nothing published at the head: empty
+				// Nothing published at the head. A consumer that closed
+				// holding messages left them on its line for another one:
+				// take them, so that Try calls see them too.
+				return c.adoptOrphans(false) && c.next < c.end
 			}
 			continue // another consumer took pos; read the head again
 		}
@@ -263,13 +270,16 @@ func (c *Consumer) wakeProducers(n int) {
 // read copies the message at pos into buf.
 func (c *Consumer) read(pos uint64, buf []byte) (typ int64, n int) {
 	i := pos & c.r.mask
-	s := c.r.slots.At(i)
-	n = copy(buf[:cap(buf)], c.r.slots.Tail(i)[:s.size])
-	return s.typ, n
+	n = copy(buf[:cap(buf)], c.r.slots.Tail(i)[:c.size(pos)])
+	return c.r.slots.At(i).typ, n
 }
 
-// size returns the size of the message at pos, which this consumer holds.
-func (c *Consumer) size(pos uint64) int { return int(c.r.slots.At(pos & c.r.mask).size) }
+// size returns the size of the message at pos, which this consumer holds,
+// clamped to the slot: a corrupt or hostile peer cannot make a consumer read
+// beyond it.
+func (c *Consumer) size(pos uint64) int {
+	return min(int(c.r.slots.At(pos&c.r.mask).size), c.r.g.maxMessage)
+}
 
 // counted notes the delivery of pos by a single consumer that took over
 // from a dead one looking at it.
@@ -361,8 +371,9 @@ func tooLarge(size, buf int) error {
 
 // TryReceive copies the next message into buf and returns its type and
 // length, or [ErrEmpty] if none is waiting. A message larger than cap(buf)
-// gives [ErrTooLarge] and stays: the next receive of this consumer (in the
-// multi-consumer modes) or of any (single) gets it. It never blocks.
+// gives [ErrTooLarge] and stays: the next receive of this consumer gets it
+// (in the multi-consumer modes this consumer holds it; if it closes, another
+// consumer gets it). It never blocks.
 //
 // Memory model: the Send that wrote the message synchronizes before the
 // return of the call that delivers it.
@@ -496,8 +507,8 @@ func (c *Consumer) tryPeek() (Peeked, bool) {
 
 func (c *Consumer) view(pos uint64, again bool) Peeked {
 	i := pos & c.r.mask
-	s := c.r.slots.At(i)
-	return Peeked{Type: s.typ, Data: c.r.slots.Tail(i)[:s.size:s.size], Redelivered: again}
+	size := c.size(pos)
+	return Peeked{Type: c.r.slots.At(i).typ, Data: c.r.slots.Tail(i)[:size:size], Redelivered: again}
 }
 
 // TryPeek is [Consumer.Peek] without waiting: [ErrEmpty] if no message is
@@ -537,6 +548,9 @@ func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 // Release finishes the message returned by Peek, giving its slot back to the
 // producers. The Peeked data must not be used afterwards.
 func (c *Consumer) Release() error {
+	if c.closed {
+		return os.ErrClosed
+	}
 	if !c.peeked {
 		return ErrNotReserved
 	}

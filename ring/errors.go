@@ -20,7 +20,8 @@ var (
 
 	// ErrTooLarge is returned when a message does not fit: larger than the
 	// ring's slots on send, or larger than the caller's buffer on receive.
-	// The message stays in the ring in the second case.
+	// In the second case the message is not lost: the consumer's next
+	// receive gets it (see Consumer.TryReceive).
 	ErrTooLarge = errors.New("ring: message too large")
 
 	// ErrBadType is returned by sends whose message type is not positive.

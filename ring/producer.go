@@ -340,6 +340,9 @@ func (p *Producer) Commit(typ int64, n int) error {
 // advance; in the multi modes the position is already claimed, so it is
 // published as a skipped slot that consumers pass over.
 func (p *Producer) Abort() error {
+	if p.closed {
+		return os.ErrClosed
+	}
 	if !p.reserved {
 		return ErrNotReserved
 	}

@@ -112,8 +112,10 @@ func (r *Ring) acquire(s side) (*handle, error) {
 		// The previous holder's unfinished claim, for the caller to recover:
 		// a dead one's, or messages a closed consumer handed back. Acquire
 		// loads: the holder is gone, these are its last values.
-		h.prev.claim.Store(e.claim.Load())
 		h.prev.claimLen.Store(e.claimLen.Load())
+		// Seq-cst swap: takes the claim exclusively, against an adopter's CAS
+		// (adoptOrphans) on the same line.
+		h.prev.claim.Store(e.claim.Swap(0))
 		// Relaxed would do: only our CAS below publishes the line as active.
 		e.pid.Store(uint32(pid))
 		e.start.Store(start)

@@ -50,13 +50,16 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 			if w.Strategy == Adaptive && now.After(spinUntil) {
 				break
 			}
-			if w.Strategy == Spin && now.Sub(h.lastCheck) >= checkEvery {
-				progress, err := h.idleCheck(ctx, true)
-				if err != nil {
-					return settle(err, try)
+			if w.Strategy == Spin {
+				if now.Sub(h.lastCheck) >= checkEvery {
+					if _, err := h.idleCheck(ctx, true); err != nil {
+						return settle(err, try)
+					}
 				}
-				if !progress && i%(spinCheck*64) == 0 {
-					// Let other goroutines of this process run now and then.
+				if i%(spinCheck*16) == 0 {
+					// Let other goroutines of this process run now and then:
+					// with more spinners than CPUs they would otherwise wait
+					// for preemption.
 					yield()
 				}
 			}
@@ -222,7 +225,7 @@ func (h *handle) idleCheck(ctx context.Context, full bool) (progress bool, err e
 		if err := h.refresh(); err != nil {
 			return false, err
 		}
-		if h.side == consumerSide && (h.recoverDeadProducers() > 0 || h.adoptOrphans()) {
+		if h.side == consumerSide && (h.recoverDeadProducers() > 0 || h.adoptOrphans(true)) {
 			return true, nil
 		}
 	}
