@@ -355,8 +355,40 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 	return got, tooBig
 }
 
-// tryOne is tryBatch for one message into buf.
+// tryOne is tryBatch for one message into buf, with a fast path for a
+// single consumer.
 func (c *Consumer) tryOne(buf []byte) (typ int64, n int, ok bool, tooBig int) {
+	if !c.multi {
+		r := c.r
+		for {
+			pos := c.head
+			i := pos & r.mask
+			s := r.slots.At(i)
+			// Acquire, SYNC(slot-publish): pairs with the producer's release
+			// store in publish; the slot's head and payload are visible.
+			seq := s.seq.Load()
+			if seq != pos+1 {
+				if seq != (pos+1)|seqSkip {
+					return 0, 0, false, 0 // not published yet: empty
+				}
+				c.advance(1) // a slot skipped by recovery or Abort: pass it
+				c.wakeProducers(1)
+				continue
+			}
+			size := c.size(pos)
+			if size > cap(buf) {
+				return 0, 0, false, size
+			}
+			n = copy(buf[:cap(buf)], r.slots.Tail(i)[:size])
+			typ = s.typ
+			if c.redeliver != 0 {
+				c.counted(pos)
+			}
+			c.advance(1)
+			c.wakeProducers(1)
+			return typ, n, true, 0
+		}
+	}
 	msgs := [1]Message{{Data: buf}}
 	got, big := c.tryBatch(msgs[:])
 	if got == 0 {

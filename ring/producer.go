@@ -140,6 +140,25 @@ func (p *Producer) claim(k uint64) (uint64, uint64) {
 	}
 }
 
+// claimOne claims one free position, with a fast path for the single
+// producer of a single-consumer ring.
+func (p *Producer) claimOne() (uint64, bool) {
+	r := p.r
+	if r.headIndexed && !p.multi {
+		pos := p.tail
+		if pos-p.head >= r.n {
+			// Acquire, SYNC(head-release), as in claim.
+			p.head = r.cons.pos.Load()
+			if pos-p.head >= r.n {
+				return pos, false
+			}
+		}
+		return pos, true
+	}
+	pos, n := p.claim(1)
+	return pos, n > 0
+}
+
 // claimShared claims [pos, pos+n) for this producer among many: it names
 // the claim on its role line, then moves the tail by CAS. It reports whether
 // the CAS succeeded.
@@ -168,8 +187,8 @@ func (p *Producer) publish(pos, n uint64) {
 	r := p.r
 	for i := uint64(0); i < n; i++ {
 		// Release, SYNC(slot-publish): pairs with the consumer's acquire load
-		// of seq in claim; the slot's head and payload written before are
-		// visible to it.
+		// of seq in scan, tryOne and fill; the slot's head and payload
+		// written before are visible to it.
 		atomicx.StoreRelease(&r.slots.At((pos+i)&r.mask).seq, pos+i+1)
 	}
 	if p.multi {
@@ -193,8 +212,8 @@ func (p *Producer) TrySend(typ int64, data []byte) error {
 	if err := p.check(typ, len(data)); err != nil {
 		return err
 	}
-	pos, n := p.claim(1)
-	if n == 0 {
+	pos, ok := p.claimOne()
+	if !ok {
 		return ErrFull
 	}
 	p.write(pos, typ, data)
@@ -213,9 +232,9 @@ func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
 	if err := p.check(typ, len(data)); err != nil {
 		return err
 	}
-	pos, n := p.claim(1)
-	if n == 0 {
-		if err := p.waitFor(ctx, func() bool { pos, n = p.claim(1); return n > 0 }); err != nil {
+	pos, ok := p.claimOne()
+	if !ok {
+		if err := p.waitFor(ctx, func() bool { pos, ok = p.claimOne(); return ok }); err != nil {
 			return err
 		}
 	}

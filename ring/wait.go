@@ -169,15 +169,25 @@ func unregister(waiters *atomic.Uint32) bool {
 
 // wakePeers is the publisher's half of the wake-up protocol, called after a
 // publication of k messages (or k free slots) for sleepers counted in
-// waiters, which sleep on semaphore num.
+// waiters, which sleep on semaphore num. It is small enough to inline: the
+// busy path is one load and one branch.
 func (r *Ring) wakePeers(waiters *atomic.Uint32, num int, k uint32) {
+	// Seq-cst load, SYNC(dekker): pairs with the sleeper's waiters.Add and
+	// Barrier in sleep. (Without membarrier, wakeFenced orders it first.)
+	if !r.light || waiters.Load() != 0 {
+		r.wakeFenced(waiters, num, k)
+	}
+}
+
+// wakeFenced is wakePeers for a process that is not a membarrier target
+// or has sleepers to wake.
+func (r *Ring) wakeFenced(waiters *atomic.Uint32, num int, k uint32) {
 	if !r.light {
 		// SYNC(dekker) without membarrier: order our seq stores before the
 		// waiter load ourselves.
 		atomicx.Fence()
 	}
-	// Seq-cst load, SYNC(dekker): pairs with the sleeper's waiters.Add and
-	// Barrier in sleep.
+	// Seq-cst load, SYNC(dekker), as above.
 	if waiters.Load() != 0 {
 		r.wakeSlow(waiters, num, k)
 	}
