@@ -156,13 +156,13 @@ func (ses *session) start() (*meter, error) {
 	if _, err := fmt.Sscanf(line, "go %d %d", &t1, &t2); err != nil {
 		return nil, fmt.Errorf("bad start line %q: %w", line, err)
 	}
+	m := &meter{allocs: []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}}
+	m.allocCount() // the first read allocates; keep that out of the interval
 	now := time.Now()
-	return &meter{
-		base:    now,
-		warmEnd: time.Duration(t1 - now.UnixNano()),
-		end:     time.Duration(t2 - now.UnixNano()),
-		allocs:  []metrics.Sample{{Name: "/gc/heap/allocs:objects"}},
-	}, nil
+	m.base = now
+	m.warmEnd = time.Duration(t1 - now.UnixNano())
+	m.end = time.Duration(t2 - now.UnixNano())
+	return m, nil
 }
 
 // Phases of a run, as a child sees it.

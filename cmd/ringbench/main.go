@@ -552,3 +552,10 @@ func (c *cleanups) runAll() error {
 	}
 	return errors.Join(errs...)
 }
+
+// forget drops entries that have run from the pending list.
+func (c *cleanups) forget(entries ...*cleanupEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = slices.DeleteFunc(c.entries, func(e *cleanupEntry) bool { return slices.Contains(entries, e) })
+}

@@ -351,31 +351,6 @@ func (l *limitedBuffer) String() string {
 	return string(l.b)
 }
 
-// forget drops entries that have run from the pending list.
-func (c *cleanups) forget(entries ...*cleanupEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries = slicesDeleteAll(c.entries, entries)
-}
-
-func slicesDeleteAll(list, drop []*cleanupEntry) []*cleanupEntry {
-	out := list[:0]
-	for _, e := range list {
-		keep := true
-		for _, d := range drop {
-			if e == d {
-				keep = false
-				break
-			}
-		}
-		if keep {
-			out = append(out, e)
-		}
-	}
-	clear(list[len(out):])
-	return out
-}
-
 // cpuList returns the CPUs ringbench may run on, for -pin.
 func cpuList() []int {
 	var set unix.CPUSet
