@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -60,7 +61,7 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 					// Let other goroutines of this process run now and then:
 					// with more spinners than CPUs they would otherwise wait
 					// for preemption.
-					yield()
+					runtime.Gosched()
 				}
 			}
 		}
