@@ -10,7 +10,7 @@
 // producer and one consumer, one way (throughput) and there and back
 // (ping-pong), each run three times for one second after a quarter-second
 // warm-up, and prints a table with the medians and the ratio to msgq. That
-// takes about 20 seconds. For example:
+// takes about 16 seconds. For example:
 //
 //	ringbench -transports ring,msgq,pipe,unix -sizes 8,64,1024,4096
 //	ringbench -mode throughput -producers 4 -consumers 4
@@ -176,7 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ringbench [flags]\n\n"+
 			"Measures the shmring ring against msgq, pipes and unix sockets across processes.\n"+
-			"With no flags: ring vs msgq, 64 B, throughput and ping-pong, about 20 s.\n\nFlags:\n")
+			"With no flags: ring vs msgq, 64 B, throughput and ping-pong, about 16 s.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var (
