@@ -132,8 +132,13 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 		err = r.sems.WaitTimeout(num, slice)
 		switch {
 		case err == nil:
-			// A waker took our registration along with the post.
+			// A waker took our registration along with the post. Look before
+			// announcing again: the wake-up is usually for a message that is
+			// there, and finding it now saves the barrier.
 			registered = false
+			if try() {
+				return nil
+			}
 		case errors.Is(err, semaphore.ErrTimeout):
 		default:
 			return r.semError(err)
