@@ -60,6 +60,7 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 			c.redeliver = c.head + 1
 		}
 	} else {
+		// Plain copies taken in acquire; nothing to order.
 		c.adopt(h.prev.claim.Load(), h.prev.claimLen.Load(), h.reclaimed)
 	}
 	if err := r.track(c); err != nil {
@@ -93,6 +94,7 @@ func (h *handle) adoptOrphans(deadToo bool) bool {
 	first, count := r.lines(consumerSide)
 	for i := first; i < first+count; i++ {
 		e := r.roles.At(uint64(i))
+		// Acquire: the line's status, before its claim below.
 		st := e.state.Load()
 		// Only after a refresh are the semaphore values fresh enough to call
 		// a holder dead; a closed line needs none.
@@ -240,6 +242,7 @@ func (c *Consumer) pop() {
 		// second adopter may hold the same position.
 		seq := s.seq.Load()
 		if s.seq.CompareAndSwap(seq, pos+r.n) && c.dead && seq&seqSkip == 0 {
+			// Relaxed would do: a statistics counter.
 			r.ctrl.redelivered.Add(1)
 		}
 	} else {
@@ -286,6 +289,7 @@ func (c *Consumer) size(pos uint64) int {
 func (c *Consumer) counted(pos uint64) bool {
 	if c.redeliver != 0 && pos+1 == c.redeliver {
 		c.redeliver = 0
+		// Relaxed would do: a statistics counter, ordering nothing.
 		c.r.ctrl.redelivered.Add(1)
 		return true
 	}
@@ -316,6 +320,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 			}
 			for i := uint64(0); i < n; i++ {
 				pos := c.head + i
+				// Acquire: the value scan already saw; read again for its skip bit.
 				if c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0 {
 					continue
 				}
@@ -513,6 +518,7 @@ func (c *Consumer) tryPeek() (Peeked, bool) {
 				return Peeked{}, false
 			}
 			last := c.head + n - 1
+			// Acquire: the value scan already saw; read again for its skip bit.
 			if c.r.slots.At(last&c.r.mask).seq.Load()&seqSkip != 0 {
 				c.advance(n)
 				continue

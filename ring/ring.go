@@ -362,8 +362,9 @@ func (r *Ring) Stats() Stats {
 	if closed {
 		return Stats{}
 	}
-	// Acquire loads of counters that only ever grow; no ordering between
-	// them is promised (see Stats).
+	// Relaxed would do for every load below: counters that only ever grow,
+	// and role statuses, read for display; no ordering between them is
+	// promised (see Stats).
 	sent, recv := r.prod.pos.Load(), r.cons.pos.Load()
 	s := Stats{
 		Capacity: r.g.slots, Sent: sent, Received: recv,
@@ -444,6 +445,8 @@ func (r *Ring) Close() error {
 // return, which they do at their next check once the ring is removed or
 // closing. It is bounded, in case a handle is used against its contract.
 func (r *Ring) awaitBlocked() {
+	// Process-local count (see waitFor); its decrement follows the blocked
+	// call's last touch of the ring.
 	for deadline := time.Now().Add(time.Second); r.blocked.Load() > 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Microsecond)
 	}

@@ -93,6 +93,8 @@ func (r *Ring) acquire(s side) (*handle, error) {
 			}
 			for i := first; i < first+count && taken < 0; i++ {
 				e := r.roles.At(uint64(i))
+				// Acquire, then seq-cst CAS: take a dead holder's line; the
+				// generation makes the takeover unique.
 				st = e.state.Load()
 				if h.lineDead(i, st) && e.state.CompareAndSwap(st, nextState(st, roleAttaching)) {
 					taken = i
@@ -123,6 +125,7 @@ func (r *Ring) acquire(s side) (*handle, error) {
 		e.claimLen.Store(0)
 		// Raise the role semaphore; the kernel lowers it again if we die.
 		if err := r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + taken), Delta: 1, Flags: semaphore.Undo}); err != nil {
+			// Seq-cst CAS: give the line back, unless a reaper took it.
 			e.state.CompareAndSwap(attaching, nextState(attaching, roleFree))
 			return nil, fmt.Errorf("ring: take %s role: %w", s, err)
 		}
@@ -177,6 +180,8 @@ func (h *handle) lineDead(i int, st uint64) bool {
 		return h.vals[semRoles+i] == 0
 	case roleAttaching:
 		e := h.r.roles.At(uint64(i))
+		// Acquire: pid and start of an attaching holder, which it stores
+		// before it raises its semaphore.
 		return h.vals[semRoles+i] == 0 && !processAlive(int(e.pid.Load()), e.start.Load())
 	}
 	return false
@@ -218,6 +223,7 @@ func (h *handle) liveClaimCovers(s side, pos uint64, skip int) bool {
 			continue
 		}
 		e := h.r.roles.At(uint64(i))
+		// Acquire: the line's status, before its claim below.
 		st := e.state.Load()
 		if st&0xff != roleActive && st&0xff != roleAttaching || h.lineDead(i, st) {
 			continue
@@ -256,6 +262,7 @@ func (h *handle) recoverProducerClaim(line int, claim, n uint64) int {
 		// Release, SYNC(slot-publish): the skip mark is a publication; CAS so
 		// that it cannot overwrite a commit or another recoverer's mark.
 		if s.seq.CompareAndSwap(seq, (pos+1)|seqSkip) {
+			// Relaxed would do: a statistics counter.
 			r.ctrl.recovered.Add(1)
 			skipped++
 		}
@@ -273,13 +280,15 @@ func (h *handle) recoverDeadProducers() int {
 	first, count := h.r.lines(producerSide)
 	for i := first; i < first+count; i++ {
 		e := h.r.roles.At(uint64(i))
+		// Acquire: the line's status, then the dead holder's last claim.
 		st := e.state.Load()
 		if !h.lineDead(i, st) {
 			continue
 		}
 		c, n := e.claim.Load(), e.claimLen.Load()
 		total += h.recoverProducerClaim(i, c, n)
-		// The claim is handled; a CAS so that a newer value is never lost.
+		// Seq-cst CAS: the claim is handled; a CAS so that a newer value is
+		// never lost.
 		e.claim.CompareAndSwap(c, 0)
 	}
 	return total

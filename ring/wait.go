@@ -124,6 +124,7 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 		if progress {
 			continue
 		}
+		// Relaxed would do: a statistics counter.
 		sleeps.Add(1)
 		slice := checkEvery
 		if d, ok := ctx.Deadline(); ok {
@@ -212,6 +213,7 @@ func (r *Ring) wakeSlow(waiters *atomic.Uint32, num int, k uint32) {
 		if waiters.CompareAndSwap(w, w-n) {
 			// An error means the set was removed: the sleepers wake anyway.
 			_ = r.sems.Add(num, int(n))
+			// Relaxed would do: a statistics counter.
 			r.ctrl.wakeups.Add(1)
 			return
 		}
