@@ -55,13 +55,16 @@
 //   - A producer killed between claiming a slot and committing it (MPSC,
 //     MPMC) leaves a hole that a consumer finds and skips ([Stats].Recovered);
 //     nothing else is lost or duplicated.
-//   - A consumer killed while holding a message (between the claim and the
-//     release of [Consumer.Peek], or in the middle of a copy) does not stall
-//     the ring: the consumer that takes over its role, or in the
-//     multi-consumer modes any live consumer that finds it, delivers the
-//     message again, with Peeked.Redelivered set ([Stats].Redelivered).
-//     Delivery is at-least-once across consumer deaths and exactly-once
-//     otherwise.
+//   - A consumer killed while holding a message (between [Consumer.Peek] and
+//     its Release, or in the middle of a copy) does not stall the ring: the
+//     consumer that takes over its role, or in the multi-consumer modes any
+//     live consumer that finds it, delivers the message again. It is counted
+//     in [Stats].Redelivered, and a Peek returns it with Peeked.Redelivered
+//     set, whenever the dead consumer had named it on its role line: always
+//     in the multi-consumer modes, for an in-place read in the single ones (a
+//     single consumer's copy is not announced, to keep its busy path free of
+//     extra stores). Delivery is at-least-once across consumer deaths and
+//     exactly-once otherwise.
 //   - A process that starts again takes over the dead one's role and goes on
 //     where it stopped.
 //   - [Ring.Remove] wakes every sleeper in every process with [ErrRemoved].
