@@ -256,6 +256,13 @@ func (c *Consumer) pop() {
 	}
 }
 
+// skipped reports whether the slot of pos, which scan found published, was
+// skipped by recovery or Abort rather than holding a message.
+func (c *Consumer) skipped(pos uint64) bool {
+	// Acquire: the value scan already saw; read again for its skip bit.
+	return c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0
+}
+
 // advance finishes the n positions from the head of a single consumer.
 func (c *Consumer) advance(n uint64) {
 	c.head += n
@@ -308,8 +315,9 @@ func (c *Consumer) ready() error {
 
 // tryBatch delivers up to len(msgs) waiting messages into msgs, or reports
 // why it delivered none: an empty ring (0, 0), or a first message larger
-// than its buffer (0, its size). The message stays for a later call. Single
-// messages are batches of one.
+// than its buffer (0, its size). The message stays for a later call. It
+// serves batches, and single messages of a multi consumer (tryOne has its
+// own path for a single consumer).
 func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 	k := uint64(len(msgs))
 	if !c.multi {
@@ -320,8 +328,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, tooBig int) {
 			}
 			for i := uint64(0); i < n; i++ {
 				pos := c.head + i
-				// Acquire: the value scan already saw; read again for its skip bit.
-				if c.r.slots.At(pos&c.r.mask).seq.Load()&seqSkip != 0 {
+				if c.skipped(pos) {
 					continue
 				}
 				typ, size := c.read(pos, msgs[got].Data)
@@ -518,8 +525,7 @@ func (c *Consumer) tryPeek() (Peeked, bool) {
 				return Peeked{}, false
 			}
 			last := c.head + n - 1
-			// Acquire: the value scan already saw; read again for its skip bit.
-			if c.r.slots.At(last&c.r.mask).seq.Load()&seqSkip != 0 {
+			if c.skipped(last) {
 				c.advance(n)
 				continue
 			}
