@@ -2,6 +2,7 @@ package ring
 
 import (
 	"errors"
+	"io/fs"
 
 	"github.com/shmring/shmring/ipc"
 )
@@ -27,8 +28,9 @@ var (
 	// ErrBadType is returned by sends whose message type is not positive.
 	ErrBadType = errors.New("ring: message type must be positive")
 
-	// ErrInvalid is returned for impossible options: a slot count that is not
-	// a power of two, a zero or negative size, an unknown mode, ...
+	// ErrInvalid is returned for impossible options and arguments: a slot
+	// count that is not a power of two, a zero or negative size, an
+	// unknown mode, a negative length, ...
 	ErrInvalid = errors.New("ring: invalid options")
 
 	// ErrNotRing is returned by Open for a segment that is not a ring: too
@@ -40,25 +42,37 @@ var (
 	ErrVersion = errors.New("ring: unsupported layout version")
 
 	// ErrCorrupt is returned by Open for a ring whose header fails its
-	// checksum, holds impossible geometry, or describes more memory than the
-	// segment has.
-	ErrCorrupt = errors.New("ring: corrupt header")
+	// checksum, holds impossible geometry, describes more memory than the
+	// segment has, or names a semaphore set that is not the ring's own; and
+	// by any call that finds a value in the shared memory that no correct
+	// process could have written there (a cursor moved backwards, a claim
+	// longer than the ring). A process that may write the segment has
+	// scribbled on it; the ring cannot be trusted any more.
+	ErrCorrupt = errors.New("ring: corrupt")
+
+	// ErrForeign is returned by a Create that is not exclusive when its key
+	// holds a segment or semaphore set that the caller did not create and
+	// does not own, or that has other permissions than asked for: Create
+	// never adopts another user's object. It also matches fs.ErrExist.
+	ErrForeign error = &foreignError{}
 
 	// ErrNotReady is returned by Open when the header was not published
-	// within the open timeout: its creator is still initializing it, or died
-	// doing so.
+	// within the open timeout while its creator still runs, or at once when
+	// the creator died before publishing it.
 	ErrNotReady = errors.New("ring: header not published")
 
 	// ErrRoleTaken is returned by NewProducer and NewConsumer when the mode
-	// allows a single holder of the role and a live process holds it, or
-	// when every role line of a multi mode is held by a live process.
+	// allows a single holder of the role and a live process holds it (or is
+	// taking it over at that moment), or when every role line of a multi
+	// mode is held by a live process.
 	ErrRoleTaken = errors.New("ring: role already taken")
 
 	// ErrPeerDead is returned by a blocked call when no live peer is left on
 	// the other side and at least one of them died without closing: a
 	// consumer gets it once it has received every committed message, a
-	// producer when the ring is full. The ring stays usable: a peer that
-	// starts again takes the dead one's role.
+	// producer when the ring is full. A peer that is in the middle of
+	// taking a role is live. The ring stays usable: a peer that starts
+	// again takes the dead one's role.
 	ErrPeerDead = errors.New("ring: peer died")
 
 	// ErrNoConsumers is returned by a blocked send when the ring is full and
@@ -66,8 +80,9 @@ var (
 	ErrNoConsumers = errors.New("ring: every consumer has closed")
 
 	// ErrRemoved is returned once the ring was removed (by [Ring.Remove] in
-	// any process) while this handle was using it. It is ipc.ErrRemoved, so
-	// errors from the kernel about the removed semaphore set match it too.
+	// any process, or with ipcrm) while this handle was using it, and by a
+	// second Remove. It is ipc.ErrRemoved, so errors from the kernel about
+	// the removed semaphore set match it too.
 	ErrRemoved = ipc.ErrRemoved
 
 	// ErrNotReserved is returned by Commit and Abort without a reservation,
@@ -78,3 +93,12 @@ var (
 	// reservation (Reserve) or an in-place message (Peek) is outstanding.
 	ErrPending = errors.New("ring: a reservation or peeked message is outstanding")
 )
+
+// foreignError is ErrForeign: an existing object under the key is not the
+// caller's to adopt.
+type foreignError struct{}
+
+func (*foreignError) Error() string { return "ring: the key holds another owner's object" }
+
+// Is makes ErrForeign match fs.ErrExist: the key is taken.
+func (*foreignError) Is(target error) bool { return target == fs.ErrExist }

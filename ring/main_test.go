@@ -1,54 +1,74 @@
 package ring
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/shmring/shmring/internal/atomicx"
 	"github.com/shmring/shmring/internal/ipctest"
 	"github.com/shmring/shmring/ipc"
+	"github.com/shmring/shmring/segment"
 	"github.com/shmring/shmring/semaphore"
 )
 
+// helpers are the helper processes of the cross-process tests, registered
+// by the test files' init functions.
+var helpers = map[string]func() int{}
+
 func TestMain(m *testing.M) { ipctest.Main(m, helpers) }
 
-// newTestRing creates a private ring in shared memory, removed when the
-// test ends.
-func newTestRing(t testing.TB, opts *Options) *Ring {
-	t.Helper()
-	r, err := Create(ipc.Private, opts)
-	if err != nil {
-		t.Fatal(err)
+// memory says where a test ring lives.
+type memory int
+
+const (
+	// heap: a Go buffer with a real semaphore set, so that the race
+	// detector sees every access (it cannot see shared memory).
+	heap memory = iota
+	// shm: a private System V segment, as a real ring.
+	shm
+)
+
+func (m memory) String() string {
+	if m == heap {
+		return "heap"
 	}
-	trackRing(t, r)
-	t.Cleanup(func() { r.Remove() })
-	return r
+	return "shm"
 }
 
-func trackRing(t testing.TB, r *Ring) {
-	if r.SegmentID() >= 0 {
-		ipctest.Track(t, ipctest.Shm, r.SegmentID())
-	}
-	ipctest.Track(t, ipctest.Sem, r.SemaphoreID())
-}
-
-// newMemRing lays a ring over a heap buffer (with a real semaphore set for
-// waiting), so that the race detector sees every access.
-func newMemRing(t testing.TB, opts *Options) *Ring {
+// testRing makes a ring of the options in the given memory. The test may
+// close and remove it itself; whatever is left is removed when it ends,
+// by id.
+func testRing(t testing.TB, mem memory, opts *Options) *Ring {
 	t.Helper()
 	if opts == nil {
 		opts = &Options{}
+	}
+	if mem == shm {
+		r, err := Create(ipc.Private, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		removeIDs(t, r.SegmentID(), r.SemaphoreID())
+		t.Cleanup(func() { r.Close() })
+		return r
 	}
 	g := opts.geometry()
 	if err := g.check(); err != nil {
 		t.Fatal(err)
 	}
-	sems, err := semaphore.Create(ipc.Private, semRoles+g.roles(), nil)
+	sems, err := semaphore.Create(ipc.Private, semCount(g.roles()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ipctest.Track(t, ipctest.Sem, sems.ID())
-	t.Cleanup(func() { sems.Remove() })
-	r, err := format(atomicx.AlignedBuffer(g.size()), sems, g, opts.Wait)
+	removeIDs(t, -1, sems.ID())
+	id := uuid.New()
+	if err := sems.SetValues(initialValues(sems.Len(), id, -1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := format(atomicx.AlignedBuffer(g.size()), sems, g, opts.Wait, identity{semID: sems.ID(), id: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +76,99 @@ func newMemRing(t testing.TB, opts *Options) *Ring {
 	return r
 }
 
-// openMem opens a second view of a memory ring, as another process would.
-func openMem(t testing.TB, r *Ring, w Waiting) *Ring {
+// removeIDs tracks a segment (unless -1) and a semaphore set for the leak
+// check and removes them when the test ends.
+func removeIDs(t testing.TB, segID, semID int) {
 	t.Helper()
-	o, err := openMemory(r.mem, &OpenOptions{Wait: w})
+	if segID >= 0 {
+		ipctest.Track(t, ipctest.Shm, segID)
+		t.Cleanup(func() {
+			if s, err := segment.OpenID(segID); err == nil {
+				s.Remove()
+			}
+		})
+	}
+	if semID >= 0 {
+		ipctest.Track(t, ipctest.Sem, semID)
+		t.Cleanup(func() {
+			if s, err := semaphore.OpenID(semID); err == nil {
+				s.Remove()
+			}
+		})
+	}
+}
+
+// forMemories runs f over a heap ring and over a shared-memory ring of the
+// options.
+func forMemories(t *testing.T, opts *Options, f func(t *testing.T, r *Ring)) {
+	for _, mem := range []memory{heap, shm} {
+		t.Run("memory="+mem.String(), func(t *testing.T) { f(t, testRing(t, mem, opts)) })
+	}
+}
+
+// forModes runs f for every mode over both memories, with the options that
+// opts returns for the mode.
+func forModes(t *testing.T, opts func(m Mode) *Options, f func(t *testing.T, r *Ring)) {
+	for _, m := range allModes {
+		t.Run("mode="+m.String(), func(t *testing.T) { forMemories(t, opts(m), f) })
+	}
+}
+
+var allModes = []Mode{SPSC, MPSC, SPMC, MPMC}
+
+var allWaits = []WaitStrategy{Adaptive, Spin, Block}
+
+func small(m Mode) *Options { return &Options{Mode: m, Slots: 8, MaxMessage: 64} }
+
+// reopen attaches a second view of r, as another process would: by id for
+// a ring in shared memory, over the same buffer for one in plain memory.
+func reopen(t testing.TB, r *Ring, w Waiting) *Ring {
+	t.Helper()
+	var o *Ring
+	var err error
+	if r.seg != nil {
+		o, err = OpenID(r.SegmentID(), &OpenOptions{Wait: w})
+	} else {
+		o, err = openMemory(r.mem, &OpenOptions{Wait: w}, -1, nil, r.self)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
 	return o
 }
+
+func pair(t testing.TB, r *Ring) (*Producer, *Consumer) {
+	t.Helper()
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
+func msg(i int) []byte { return []byte(fmt.Sprintf("message %d", i)) }
+
+// expect receives one message without waiting and checks it.
+func expect(t testing.TB, c *Consumer, typ int64, data []byte) {
+	t.Helper()
+	buf := make([]byte, c.h.r.MaxMessage())
+	n, gt, err := c.TryReceive(buf)
+	if err != nil || gt != typ || string(buf[:n]) != string(data) {
+		t.Fatalf("received %d %q %v, want %d %q", gt, buf[:n], err, typ, data)
+	}
+}
+
+// helperFail reports a helper's failure on stderr and returns its exit
+// status.
+func helperFail(what string, err error) int {
+	fmt.Fprintf(os.Stderr, "helper %s (pid %d): %s: %v\n", os.Getenv(ipctest.HelperEnv), os.Getpid(), what, err)
+	return 1
+}
+
+// is reports whether err matches target, for table tests.
+func is(err, target error) bool { return errors.Is(err, target) }

@@ -1,40 +1,43 @@
 package ring
 
-// Invariants. N is the slot count, p a position, slot(p) the cell p mod N.
+// Invariants. N is the slot count, p a position, slot(p) the slot p mod N.
 //
-//  1. cons.pos ≤ prod.pos ≤ cons.pos + N, as both are read in one snapshot
-//     by a quiescent observer: producers claim only free slots, consumers only
-//     full ones.
+//  1. head ≤ tail ≤ head + N, as a quiescent observer reads them: producers
+//     claim only free slots, consumers only published ones.
 //  2. The producer that claimed p is the only writer of slot(p) until it
 //     stores seq = p+1 (or a recoverer stores (p+1)|seqSkip for a dead
 //     producer); the consumer that claimed p is its only reader from then on,
-//     until it frees the slot. With many consumers it frees it by storing
-//     seq = p+N, and a producer of p+N waits for that value; with one
-//     consumer (headIndexed) it frees it by moving the head past p, and a
-//     producer of p+N waits for head > p. seq never moves backwards.
-//  3. Everything in a cell is written before the release store that moves
+//     until it frees the slot. Several consumers free it by storing seq =
+//     p+N, and the producer of p+N waits for that value; a single consumer
+//     frees it by moving the head past p, and the producer of p+N waits for
+//     head > p. seq never moves backwards.
+//  3. Everything in a slot is written before the release store that moves
 //     seq forward, and read only after an acquire load that saw it.
-//  4. A process holding a role holds its role semaphore at 1 with SEM_UNDO;
-//     a role line that says active while its semaphore is 0 belongs to a
-//     dead process. Only a dead or closed line may be taken over, by CAS on
-//     its state, whose generation makes every takeover unique.
-//  5. In the multi modes a side's role line names the positions it has
-//     claimed and not finished (claim, claimLen), written before the CAS
-//     that claims them and cleared after the release store that finishes
-//     them, so a dead holder's unfinished positions can be found.
-//  6. Wake-ups: a sleeper raises its waiter count, runs the heavy barrier,
-//     re-checks the ring, and only then sleeps; a publisher moves seq and
-//     then reads the waiter count (with a fence unless the heavy barrier
-//     covers its process). So either the sleeper sees the message or the
-//     publisher sees the sleeper: no wake-up is lost.
+//  4. Role line i is written only by the process that holds its lock,
+//     semaphore semLocks+i, at 1 with SEM_UNDO: its holder while the line is
+//     active, or a process recovering or taking it over. The kernel unlocks
+//     it when that process dies. An active line whose lock is 0 belongs to a
+//     dead holder.
+//  5. A multi-side handle names on its line the positions it is claiming
+//     (claim, claimLen) before the CAS that claims them, and clears them
+//     after it has finished them, so that a dead holder's unfinished
+//     positions can always be found. A claim stays on its line until the
+//     process that holds the line's lock has finished it.
+//  6. Wake-ups: a sleeper sets its bit in its side's sleep line, orders
+//     that before its re-check of the ring (membarrier, or a fence that
+//     publishers match), re-checks, and only then sleeps on its own line's
+//     wake-up semaphore; a publisher moves seq (or a cursor) and then reads
+//     the sleep line. So either the sleeper sees the publication or the
+//     publisher sees the sleeper. A process that takes a role makes the
+//     kernel post the wake-up semaphores of every line that must react to
+//     its death (SEM_UNDO), so a death wakes the sleepers it concerns.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,12 +48,13 @@ import (
 )
 
 // Ring is one process's attachment to a ring: the mapped segment, the
-// semaphore set, and views of the shared header. Make producers and
+// semaphore set, and views of the shared layout. Make producers and
 // consumers from it with [Ring.NewProducer] and [Ring.NewConsumer].
 //
-// A Ring's methods are safe for concurrent use by goroutines; the producers
-// and consumers made from it each belong to one goroutine at a time. A Ring
-// must not be copied.
+// A Ring's methods are safe for concurrent use by goroutines, and so is
+// closing it while its producers and consumers are in use; each producer
+// and consumer belongs to one goroutine at a time. A Ring must not be
+// copied.
 type Ring struct {
 	seg     *segment.Segment // nil for a ring over plain memory (tests)
 	mapping *segment.Mapping // nil likewise
@@ -59,35 +63,51 @@ type Ring struct {
 	mem     []byte
 	g       geometry
 	waiting Waiting
-	light   bool // this process is a membarrier target: publishers skip the fence
-	// headIndexed is set for the single-consumer modes: the consumer frees
-	// slots by moving the head alone, and producers compare positions with
-	// the head instead of reading each slot's sequence word.
-	headIndexed bool
+	self    ipc.Process
 
-	hdr   *header
-	prod  *cursorLine
-	cons  *cursorLine
-	wait  *waitLine
-	ctrl  *controlLine
-	roles atomicx.Array[roleLine]
-	slots atomicx.Array[slotHead]
-	n     uint64 // slot count
-	mask  uint64 // n - 1
+	// light: this process is a target of every process's membarrier, so
+	// its publications may skip the fence when the other side's sleepers
+	// use membarrier (see sleepFenced).
+	light bool
+	// fencedSleeper: this process's sleepers must ask publishers to fence,
+	// because it cannot run membarrier or because its wait strategy is
+	// Block, which sleeps at once and should not pay for membarrier.
+	fencedSleeper bool
 
-	blocked atomic.Int32 // calls of this process in waitFor, for Close and Remove
-	closing atomic.Bool  // Close has begun: blocked calls return os.ErrClosed
+	hdr     *header
+	seal    *sealLine
+	prod    *cursorLine
+	cons    *cursorLine
+	sleep   [2]*sleepLine // by side: the sleepers of that side
+	ctrl    *controlLine
+	roles   atomicx.Array[roleLine]
+	descs   atomicx.Array[slotDesc]
+	payload []byte // the payload area, N*slotSize bytes
+	n, mask uint64
+	slot    int     // slotSize
+	oneWord [2]bool // by side: one sleep mask word covers its lines
 
-	mu      sync.Mutex
+	// mu orders the ring's own calls (Stats, NewProducer, ...) with Close:
+	// they hold it shared while they touch the memory.
+	mu      sync.RWMutex
 	closed  bool
-	handles []interface{ Close() error }
+	removed bool
+
+	hmu     sync.Mutex
+	handles map[*handle]struct{}
+	retire  bool // a zero-copy slice was out when its handle closed
 }
 
-// Create makes a new ring under key (ipc.Private for one reached only
-// through a process that inherits or is told its ids) and attaches it. With
-// opts.Exclusive it fails with an error matching fs.ErrExist when the key is
-// taken; otherwise it opens the existing ring, which must have the geometry
-// asked for.
+// Create makes a new ring under key (ipc.Private for one reached only by
+// its ids) and attaches it.
+//
+// With opts.Exclusive it fails with an error matching fs.ErrExist when the
+// key is taken. Otherwise, when the key holds a ring already, Create opens
+// it, but only if the caller created and owns both its segment and its
+// semaphore set, their permissions are opts.Perm, and its geometry is the
+// one asked for; another user's ring under the key gives [ErrForeign]. The
+// segment and the semaphore set are both created under key, so that ipcs
+// shows them together.
 func Create(key ipc.Key, opts *Options) (*Ring, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -105,41 +125,60 @@ func Create(key ipc.Key, opts *Options) (*Ring, error) {
 	}
 	seg, err := segment.Create(key, g.size(), &segment.Options{Mode: perm, Exclusive: true})
 	if err != nil {
-		if key != ipc.Private && !opts.Exclusive && errors.Is(err, os.ErrExist) {
-			return openExisting(key, opts, g)
+		if key != ipc.Private && !opts.Exclusive && errors.Is(err, fs.ErrExist) {
+			return adopt(key, opts, g, perm)
 		}
 		return nil, fmt.Errorf("ring: create: %w", err)
 	}
-	r, err := initSegment(seg, key, g, perm, opts.Wait)
+	r, err := build(seg, key, g, perm, opts.Wait)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("ring: create: %w", err), seg.Remove())
 	}
 	return r, nil
 }
 
-// openExisting serves a non-exclusive Create whose key was taken.
-func openExisting(key ipc.Key, opts *Options, want geometry) (*Ring, error) {
-	r, err := Open(key, &OpenOptions{Wait: opts.Wait})
+// adopt serves a non-exclusive Create whose key was taken.
+func adopt(key ipc.Key, opts *Options, want geometry, perm fs.FileMode) (*Ring, error) {
+	seg, err := segment.Open(key)
+	if err != nil {
+		return nil, fmt.Errorf("ring: create: %w", err)
+	}
+	if err := checkAdoptable(seg, perm); err != nil {
+		return nil, fmt.Errorf("ring: create: %w", err)
+	}
+	r, err := openSegment(seg, key, &OpenOptions{Wait: opts.Wait})
 	if err != nil {
 		return nil, err
 	}
-	if r.g != want {
+	info, err := r.sems.Stat()
+	switch {
+	case err != nil:
+		return nil, errors.Join(fmt.Errorf("ring: create: %w", err), r.Close())
+	case info.Mode != perm:
+		return nil, errors.Join(fmt.Errorf("ring: create: %w: key %v holds a ring whose semaphore set has mode %v, not %v",
+			ErrForeign, key, info.Mode, perm), r.Close())
+	case r.g != want:
 		return nil, errors.Join(fmt.Errorf("%w: key %v holds a ring with %d slots of %d bytes, mode %v",
 			ErrInvalid, key, r.g.slots, r.g.maxMessage, r.g.mode), r.Close())
 	}
 	return r, nil
 }
 
-func initSegment(seg *segment.Segment, key ipc.Key, g geometry, perm os.FileMode, w Waiting) (*Ring, error) {
+// build makes the semaphore set of a new segment and formats the ring.
+func build(seg *segment.Segment, key ipc.Key, g geometry, perm fs.FileMode, w Waiting) (*Ring, error) {
 	m, err := seg.Attach(false)
 	if err != nil {
 		return nil, err
 	}
-	sems, err := semaphore.Create(ipc.Private, semRoles+g.roles(), &semaphore.Options{Mode: perm})
+	sems, err := newSet(key, seg.ID(), semCount(g.roles()), perm)
 	if err != nil {
 		return nil, errors.Join(err, m.Detach())
 	}
-	r, err := format(m.Bytes(), sems, g, w)
+	id := uuid.New()
+	if err := sems.SetValues(initialValues(sems.Len(), id, seg.ID(), int32(key))); err != nil {
+		return nil, errors.Join(err, sems.Remove(), m.Detach())
+	}
+	r, err := format(m.Bytes(), sems, g, w, identity{key: int32(key), semID: sems.ID(), id: id})
 	if err != nil {
 		return nil, errors.Join(err, sems.Remove(), m.Detach())
 	}
@@ -147,9 +186,32 @@ func initSegment(seg *segment.Segment, key ipc.Key, g geometry, perm os.FileMode
 	return r, nil
 }
 
-// format lays a new ring over mem, which must be zeroed, line-aligned and at
-// least g.size() bytes, and publishes its header.
-func format(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, error) {
+// newSet creates the semaphore set of a new ring under key. A set already
+// there belongs to a ring whose segment is gone (ipcrm -M frees the key of
+// the segment only): it is replaced if the caller owns it, and reported
+// otherwise, never shared with the new ring.
+func newSet(key ipc.Key, segID, n int, perm fs.FileMode) (*semaphore.Set, error) {
+	for attempt := 0; ; attempt++ {
+		sems, err := semaphore.Create(key, n, &semaphore.Options{Mode: perm, Exclusive: true})
+		if err == nil || key == ipc.Private || !errors.Is(err, fs.ErrExist) || attempt > 0 {
+			return sems, err
+		}
+		old, err := semaphore.Open(key)
+		if err != nil {
+			continue // gone meanwhile: try again
+		}
+		if err := staleSet(old, segID); err != nil {
+			return nil, err
+		}
+		if err := old.Remove(); err != nil && !errors.Is(err, ipc.ErrRemoved) {
+			return nil, err
+		}
+	}
+}
+
+// format lays a new ring over mem, which must be zeroed, line-aligned and
+// at least g.size() bytes, and publishes its header.
+func format(mem []byte, sems *semaphore.Set, g geometry, w Waiting, who identity) (*Ring, error) {
 	if len(mem) < g.size() || !atomicx.Aligned(mem) {
 		return nil, fmt.Errorf("%w: %d bytes of memory for a ring of %d", ErrInvalid, len(mem), g.size())
 	}
@@ -159,52 +221,66 @@ func format(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, erro
 	}
 	for i := uint64(0); i < r.n; i++ {
 		// Not yet shared: the release store of State below publishes these.
-		r.slots.At(i).seq.Store(i)
+		r.descs.At(i).seq.Store(i)
 	}
-	pid := os.Getpid()
-	start, _ := processStart(pid)
-	writeHeader(mem, r.hdr, g, sems.ID(), uint32(pid), start, time.Now().UnixNano(), uuid.New())
+	who.pid, who.start, who.created = uint32(r.self.PID), r.self.Start, time.Now().UnixNano()
+	writeHeader(mem, r.hdr, r.seal, g, who)
 	// Release, SYNC(header-ready): pairs with the acquire load in waitReady;
 	// every header field and slot sequence written above is visible to an
 	// opener that sees stateReady.
-	r.hdr.State.Store(stateReady)
+	r.seal.State.Store(stateReady)
 	return r, nil
 }
 
 // newRing builds the views of a ring of geometry g over mem.
 func newRing(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, error) {
-	r := &Ring{sems: sems, mem: mem, g: g, waiting: w, n: uint64(g.slots), mask: uint64(g.slots - 1),
-		headIndexed: !g.mode.multiConsumer()}
-	var err error
-	views := []error{}
+	self, err := ipc.Self()
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{sems: sems, mem: mem, g: g, waiting: w, self: self, n: uint64(g.slots), mask: uint64(g.slots - 1),
+		slot: g.slotSize(), handles: map[*handle]struct{}{}}
+	var errs []error
+	view := func(err error) { errs = append(errs, err) }
 	r.hdr, err = atomicx.At[header](mem, 0)
-	views = append(views, err)
-	r.prod, err = atomicx.At[cursorLine](mem, 1*lineSize)
-	views = append(views, err)
-	r.cons, err = atomicx.At[cursorLine](mem, 2*lineSize)
-	views = append(views, err)
-	r.wait, err = atomicx.At[waitLine](mem, 3*lineSize)
-	views = append(views, err)
-	r.ctrl, err = atomicx.At[controlLine](mem, 4*lineSize)
-	views = append(views, err)
+	view(err)
+	r.seal, err = atomicx.At[sealLine](mem, lineSize)
+	view(err)
+	r.prod, err = atomicx.At[cursorLine](mem, 2*lineSize)
+	view(err)
+	r.cons, err = atomicx.At[cursorLine](mem, 3*lineSize)
+	view(err)
+	r.sleep[consumerSide], err = atomicx.At[sleepLine](mem, 4*lineSize)
+	view(err)
+	r.sleep[producerSide], err = atomicx.At[sleepLine](mem, 5*lineSize)
+	view(err)
+	r.ctrl, err = atomicx.At[controlLine](mem, 6*lineSize)
+	view(err)
 	r.roles, err = atomicx.NewArray[roleLine](mem, g.rolesOffset(), lineSize, g.roles())
-	views = append(views, err)
-	r.slots, err = atomicx.NewArray[slotHead](mem, g.slotsOffset(), g.stride(), g.slots)
-	views = append(views, err)
-	if err := errors.Join(views...); err != nil {
+	view(err)
+	r.descs, err = atomicx.NewArray[slotDesc](mem, g.descsOffset(), lineSize, g.slots)
+	view(err)
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	r.payload = mem[g.payloadOffset():g.size():g.size()]
+	r.oneWord = [2]bool{r.words(producerSide) == 1, r.words(consumerSide) == 1}
 	r.light = atomicx.RegisterBarrier()
+	r.fencedSleeper = !r.light || w.Strategy == Block
 	return r, nil
 }
 
 // Open attaches the ring under key, created by this or another process. It
 // learns the geometry from the header, which it validates completely against
-// the segment's real size: a segment that is not a ring, a ring of another
-// layout version and a corrupt or truncated one give [ErrNotRing],
-// [ErrVersion] and [ErrCorrupt]. A missing key gives an error matching
-// fs.ErrNotExist, a ring the caller may not use one matching
-// fs.ErrPermission.
+// the segment's real size, and checks that the semaphore set the header
+// names is the ring's own (see [ErrCorrupt]): a segment that is not a ring,
+// a ring of another layout version and a corrupt or truncated one give
+// [ErrNotRing], [ErrVersion] and [ErrCorrupt], without a byte written. A
+// missing key gives an error matching fs.ErrNotExist, a ring the caller may
+// not use one matching fs.ErrPermission.
+//
+// A ring may be shared with other users on purpose (a Perm of 0660 or
+// 0666): Open joins it, once the checks have passed.
 func Open(key ipc.Key, opts *OpenOptions) (*Ring, error) {
 	seg, err := segment.Open(key)
 	if err != nil {
@@ -227,11 +303,19 @@ func openSegment(seg *segment.Segment, key ipc.Key, opts *OpenOptions) (*Ring, e
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
+	info, err := seg.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ring: open: %w", err)
+	}
 	m, err := seg.Attach(false)
 	if err != nil {
 		return nil, fmt.Errorf("ring: open: %w", err)
 	}
-	r, err := openMemory(m.Bytes(), opts)
+	creator := ipc.Process{PID: info.CreatorPID}
+	if p, err := ipc.FindProcess(info.CreatorPID); err == nil {
+		creator = p
+	}
+	r, err := openMemory(m.Bytes(), opts, seg.ID(), &info.Perm, creator)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("ring: open %v: %w", key, err), m.Detach())
 	}
@@ -240,12 +324,15 @@ func openSegment(seg *segment.Segment, key ipc.Key, opts *OpenOptions) (*Ring, e
 }
 
 // openMemory validates the ring in mem and attaches its semaphore set.
-func openMemory(mem []byte, opts *OpenOptions) (*Ring, error) {
+// segID is the segment's id (-1 for plain memory), owner its ownership
+// (nil for plain memory), creator the process that created the segment
+// (a zero Process if it has exited).
+func openMemory(mem []byte, opts *OpenOptions, segID int, owner *ipc.Perm, creator ipc.Process) (*Ring, error) {
 	timeout := opts.ReadyTimeout
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	if err := waitReady(mem, timeout); err != nil {
+	if err := waitReady(mem, timeout, creator); err != nil {
 		return nil, err
 	}
 	g, err := validateHeader(mem)
@@ -261,46 +348,63 @@ func openMemory(mem []byte, opts *OpenOptions) (*Ring, error) {
 	}
 	sems, err := semaphore.OpenID(int(r.hdr.SemID))
 	if err != nil {
+		if errors.Is(err, ipc.ErrRemoved) {
+			return nil, fmt.Errorf("%w: its semaphore set %d is gone (removed with ipcrm?)", ErrRemoved, r.hdr.SemID)
+		}
 		return nil, err
 	}
-	if sems.Len() != semRoles+g.roles() {
-		return nil, fmt.Errorf("%w: semaphore set %d has %d semaphores, the ring needs %d", ErrCorrupt, sems.ID(), sems.Len(), semRoles+g.roles())
+	if err := verifySet(sems, semCount(g.roles()), r.seal.ID, segID, r.hdr.Key, owner); err != nil {
+		return nil, err
 	}
 	r.sems = sems
 	return r, nil
 }
 
 // waitReady waits, at most timeout, for the creator to publish the header.
-// A segment whose first bytes are neither zero nor the magic is not a ring
-// and fails at once.
-func waitReady(mem []byte, timeout time.Duration) error {
-	if len(mem) < lineSize {
-		return fmt.Errorf("%w: segment of %d bytes is shorter than a ring header (%d)", ErrNotRing, len(mem), lineSize)
+// It waits only while the segment could still become a ring: all zero, or
+// with the magic and no version yet, and its creator alive. Anything else
+// fails at once: a segment that is not a ring with ErrNotRing, a ring of
+// another layout version with ErrVersion (before any other field is read),
+// an unpublished ring whose creator died with ErrNotReady.
+func waitReady(mem []byte, timeout time.Duration, creator ipc.Process) error {
+	if len(mem) < headerSize {
+		return fmt.Errorf("%w: segment of %d bytes is shorter than a ring header (%d)", ErrNotRing, len(mem), headerSize)
 	}
-	state, err := atomicx.Uint32At(mem, checksumOffset+8)
+	seal, err := atomicx.At[sealLine](mem, lineSize)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNotRing, err)
 	}
 	deadline := time.Now().Add(timeout)
 	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
-		if !bytes.Equal(mem[:8], magic[:]) && !bytes.Equal(mem[:8], make([]byte, 8)) {
-			return fmt.Errorf("%w: bad magic % x", ErrNotRing, mem[:8])
-		}
 		// Acquire, SYNC(header-ready): pairs with the release store in
 		// format; the header it guards may be read once this sees ready.
-		if state.Load() == stateReady {
+		state := seal.State.Load()
+		v, isRing := versionOf(mem)
+		switch {
+		case !isRing && !allZero(mem[:headerSize]):
+			return fmt.Errorf("%w: bad magic % x", ErrNotRing, mem[:8])
+		case isRing && v != 0 && v != layoutVersion:
+			return fmt.Errorf("%w: layout version %d, this package reads %d", ErrVersion, v, layoutVersion)
+		case state == stateReady:
 			return nil
-		}
-		if time.Now().After(deadline) {
-			if bytes.Equal(mem[:8], magic[:]) {
-				return fmt.Errorf("%w within %v", ErrNotReady, timeout)
-			}
-			return fmt.Errorf("%w: no magic and no header published within %v", ErrNotRing, timeout)
+		case !creator.Alive():
+			return fmt.Errorf("%w: its creator (pid %d) exited before publishing the header", ErrNotReady, creator.PID)
+		case time.Now().After(deadline):
+			return fmt.Errorf("%w within %v", ErrNotReady, timeout)
 		}
 		// Bounded polling: the semaphore set's id is in the header we are
 		// waiting for, so there is nothing to sleep on yet.
 		time.Sleep(delay)
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Key returns the key the ring was created or opened under.
@@ -320,187 +424,198 @@ func (r *Ring) SemaphoreID() int { return r.sems.ID() }
 
 // InstanceID returns the UUID the creator gave the ring: two rings under the
 // same key at different times have different instance ids.
-func (r *Ring) InstanceID() uuid.UUID { return uuid.UUID(r.hdr.ID) }
+func (r *Ring) InstanceID() uuid.UUID { return uuid.UUID(r.seal.ID) }
 
 // Mode returns the ring's mode.
 func (r *Ring) Mode() Mode { return r.g.mode }
 
-// MaxMessage returns the largest payload a slot holds, in bytes.
+// MaxMessage returns the largest message the ring holds, in bytes.
 func (r *Ring) MaxMessage() int { return r.g.maxMessage }
 
 // Slots returns the number of slots: how many messages the ring holds.
 func (r *Ring) Slots() int { return r.g.slots }
 
-// Stats is a snapshot of a ring's counters, cheap to take from any process.
-// The counters are read one by one while the ring runs, so they are each
-// exact but not mutually consistent.
-type Stats struct {
-	Capacity       int    // slots
-	Sent           uint64 // positions claimed by producers (includes messages being written)
-	Received       uint64 // positions claimed by consumers
-	Depth          int    // Sent - Received: messages in the ring
-	Producers      int    // producer roles held
-	Consumers      int    // consumer roles held
-	ConsumerSleeps uint64 // times a consumer slept on the semaphore
-	ProducerSleeps uint64 // times a producer slept on the semaphore
-	Wakeups        uint64 // semaphore posts made to wake sleepers
-	Recovered      uint64 // slots skipped because their producer died before committing
-	Redelivered    uint64 // messages delivered again because their consumer died holding them
-}
-
-// SemOps returns the semaphore operations the counters record: sleeps plus
-// wake-ups. Divided by messages it says how often a message cost a system
-// call.
-func (s Stats) SemOps() uint64 { return s.ConsumerSleeps + s.ProducerSleeps + s.Wakeups }
-
-// Stats returns the ring's counters. It makes no system call. After Close
-// it returns zero Stats.
-func (r *Ring) Stats() Stats {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
-		return Stats{}
-	}
-	// Relaxed would do for every load below: counters that only ever grow,
-	// and role statuses, read for display; no ordering between them is
-	// promised (see Stats).
-	sent, recv := r.prod.pos.Load(), r.cons.pos.Load()
-	s := Stats{
-		Capacity: r.g.slots, Sent: sent, Received: recv,
-		ConsumerSleeps: r.ctrl.consumerSleeps.Load(),
-		ProducerSleeps: r.ctrl.producerSleeps.Load(),
-		Wakeups:        r.ctrl.wakeups.Load(),
-		Recovered:      r.ctrl.recovered.Load(),
-		Redelivered:    r.ctrl.redelivered.Load(),
-	}
-	if sent > recv {
-		s.Depth = int(sent - recv)
-	}
-	for i := 0; i < r.g.roles(); i++ {
-		// Acquire: a plain snapshot of the role's status.
-		if st := r.roles.At(uint64(i)).state.Load() & 0xff; st == roleActive || st == roleAttaching {
-			if i < r.g.maxProducers {
-				s.Producers++
-			} else {
-				s.Consumers++
-			}
-		}
-	}
-	return s
-}
-
-// track registers a handle for closing with the ring.
-func (r *Ring) track(h interface{ Close() error }) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+// register records a new handle, so that Close closes it; it fails once
+// the ring is closing.
+func (r *Ring) register(h *handle) error {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if r.handles == nil {
 		return os.ErrClosed
 	}
-	r.handles = append(r.handles, h)
+	r.handles[h] = struct{}{}
 	return nil
 }
 
-func (r *Ring) untrack(h interface{ Close() error }) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, x := range r.handles {
-		if x == h {
-			r.handles = append(r.handles[:i], r.handles[i+1:]...)
-			return
-		}
-	}
+func (r *Ring) unregister(h *handle, zeroCopyOut bool) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	delete(r.handles, h)
+	r.retire = r.retire || zeroCopyOut
 }
 
-// Close closes every producer and consumer made from r that is still open,
-// then detaches the segment. Calls of this process blocked on the ring
-// return os.ErrClosed first (within checkEvery); Close waits for them. The
-// ring itself stays, with its messages, until it is removed. After Close, r
-// and its handles return os.ErrClosed; any slice they handed out is
-// invalid. Close is idempotent.
+// Close closes every producer and consumer made from r that is still
+// open, from whatever goroutine: a call in flight on one of them returns
+// os.ErrClosed (or completes, if it was past waiting), and Close waits for
+// it. Then it detaches the segment. The ring itself stays, with its
+// messages, until it is removed. After Close, r and its handles return
+// os.ErrClosed. Close is idempotent.
+//
+// A slice handed out by [Producer.Reserve] or [Consumer.Peek] is invalid
+// after Close, but using it does not fault: if a handle closed with one
+// outstanding, Close replaces the mapping with private zeroed memory
+// instead of unmapping it (see segment.Mapping.Retire), which stays until
+// the process exits.
 func (r *Ring) Close() error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
 		return nil
 	}
 	r.closed = true
-	handles := r.handles
-	r.handles = nil
-	r.mu.Unlock()
-	// Process-local: blocked calls see it in idleCheck.
-	r.closing.Store(true)
-	r.awaitBlocked()
+	r.hmu.Lock()
+	handles := make([]*handle, 0, len(r.handles))
+	for h := range r.handles {
+		handles = append(handles, h)
+	}
+	r.handles = nil // register fails from now on
+	r.hmu.Unlock()
 	var errs []error
 	for _, h := range handles {
-		errs = append(errs, h.Close())
+		errs = append(errs, h.close())
 	}
 	if r.mapping != nil {
-		errs = append(errs, r.mapping.Detach())
+		if r.retire {
+			errs = append(errs, r.mapping.Retire())
+		} else {
+			errs = append(errs, r.mapping.Detach())
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// awaitBlocked waits for the calls of this process blocked on the ring to
-// return, which they do at their next check once the ring is removed or
-// closing. It is bounded, in case a handle is used against its contract.
-func (r *Ring) awaitBlocked() {
-	// Process-local count (see waitFor); its decrement follows the blocked
-	// call's last touch of the ring.
-	for deadline := time.Now().Add(time.Second); r.blocked.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// Remove destroys the ring: it marks it removed, so that every process using
-// it gets [ErrRemoved] at its next wait, removes the semaphore set, which
-// wakes every sleeper with ErrRemoved, and removes the segment, which the
-// kernel frees once the last process detaches. Then it waits for the calls
-// of this process that were blocked on the ring to return, and closes r.
-// Later opens of the key fail with fs.ErrNotExist. Remove works on a closed
-// Ring too.
+// Remove destroys the ring: it marks it removed, so that every process
+// using it gets [ErrRemoved] at its next wait, removes the semaphore set,
+// which wakes every sleeper in every process with ErrRemoved, and removes
+// the segment, which the kernel frees once the last process detaches. Then
+// it closes r, as [Ring.Close] does. Later opens of the key fail with
+// fs.ErrNotExist. Remove works on a closed Ring too; a second Remove
+// returns an error matching ErrRemoved.
 func (r *Ring) Remove() error {
 	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if !closed {
-		// Release: makes the flag visible to the checks in idleCheck; no
+	if r.removed {
+		r.mu.Unlock()
+		return fmt.Errorf("ring: remove: %w already", ErrRemoved)
+	}
+	r.removed = true
+	if !r.closed {
+		// Release: makes the flag visible to every process's waits; no
 		// data depends on it.
-		r.ctrl.flags.Store(flagRemoved)
+		atomicx.StoreRelease32(&r.ctrl.flags, flagRemoved)
 	}
-	errs := []error{r.sems.Remove()}
+	r.mu.Unlock()
+	var errs []error
+	if err := r.sems.Remove(); err != nil && !errors.Is(err, ipc.ErrRemoved) {
+		errs = append(errs, err)
+	}
 	if r.seg != nil {
-		errs = append(errs, r.seg.Remove())
+		if err := r.seg.Remove(); err != nil && !errors.Is(err, ipc.ErrRemoved) {
+			errs = append(errs, err)
+		}
 	}
-	if !closed {
-		// Sleepers wake at once (the semaphore set is gone), spinners at
-		// their next check, all with ErrRemoved; then Close.
-		r.awaitBlocked()
-		errs = append(errs, r.Close())
-	}
+	errs = append(errs, r.Close())
 	return errors.Join(errs...)
 }
 
-// RemoveKey removes the ring under key without using it: the segment, and
-// the semaphore set its header names if the header is valid. It serves to
-// clean up after a creator that died before publishing its header, and
-// tools that remove rings by key.
+// RemoveKey removes the ring under key without using it: its segment and
+// its semaphore set, or whichever of the two is left (after ipcrm -m or -s,
+// or a creator that died half-way). It removes only what it can prove is a
+// ring's: a segment with the ring's magic (of any layout version) and a set
+// that carries the fingerprint of that segment, or, with no segment, a set
+// that carries a ring's tag and names a segment that is gone. Anything
+// else under the key is left alone, with [ErrNotRing] or [ErrForeign]. A
+// key that holds neither gives an error matching fs.ErrNotExist.
 func RemoveKey(key ipc.Key) error {
 	seg, err := segment.Open(key)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ring: remove %v: %w", key, err)
+		}
+		return removeStaleSet(key)
+	}
+	m, err := seg.Attach(true)
+	if err != nil {
 		return fmt.Errorf("ring: remove %v: %w", key, err)
 	}
-	var errs []error
-	if m, err := seg.Attach(true); err == nil {
-		if _, verr := validateHeader(m.Bytes()); verr == nil {
-			if h, err := atomicx.At[header](m.Bytes(), 0); err == nil {
-				if s, err := semaphore.OpenID(int(h.SemID)); err == nil {
-					errs = append(errs, s.Remove())
-				}
-			}
-		}
-		errs = append(errs, m.Detach())
+	defer m.Detach()
+	mem := m.Bytes()
+	v, isRing := versionOf(mem)
+	if !isRing {
+		return fmt.Errorf("ring: remove %v: %w: segment %d has no ring's magic", key, ErrNotRing, seg.ID())
 	}
-	errs = append(errs, seg.Remove())
-	return errors.Join(errs...)
+	var errs []error
+	if v == layoutVersion {
+		if sems, err := setOf(mem, seg); err == nil {
+			errs = append(errs, ignoreRemoved(sems.Remove()))
+		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ipc.ErrRemoved) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, ignoreRemoved(seg.Remove()))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ring: remove %v: %w", key, err)
+	}
+	return nil
+}
+
+// setOf finds the semaphore set of the ring in mem, a read-only view of
+// seg, and proves it is the ring's.
+func setOf(mem []byte, seg *segment.Segment) (*semaphore.Set, error) {
+	g, err := validateHeader(mem)
+	if err != nil {
+		return nil, err
+	}
+	info, err := seg.Stat()
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := atomicx.At[header](mem, 0)
+	if err != nil {
+		return nil, err
+	}
+	seal, err := atomicx.At[sealLine](mem, lineSize)
+	if err != nil {
+		return nil, err
+	}
+	sems, err := semaphore.OpenID(int(hdr.SemID))
+	if err != nil {
+		return nil, err
+	}
+	if err := verifySet(sems, semCount(g.roles()), seal.ID, seg.ID(), hdr.Key, &info.Perm); err != nil {
+		return nil, err
+	}
+	return sems, nil
+}
+
+// removeStaleSet removes the semaphore set left under key by a ring whose
+// segment is gone.
+func removeStaleSet(key ipc.Key) error {
+	sems, err := semaphore.Open(key)
+	if err != nil {
+		return fmt.Errorf("ring: remove %v: %w", key, err)
+	}
+	if err := staleSet(sems, -1); err != nil {
+		return fmt.Errorf("ring: remove %v: %w", key, err)
+	}
+	if err := ignoreRemoved(sems.Remove()); err != nil {
+		return fmt.Errorf("ring: remove %v: %w", key, err)
+	}
+	return nil
+}
+
+func ignoreRemoved(err error) error {
+	if errors.Is(err, ipc.ErrRemoved) {
+		return nil
+	}
+	return err
 }

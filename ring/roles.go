@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shmring/shmring/internal/atomicx"
 	"github.com/shmring/shmring/semaphore"
 )
 
@@ -28,6 +29,8 @@ func (s side) String() string {
 	return "consumer"
 }
 
+func (s side) other() side { return 1 - s }
+
 // lines returns the first role line of side s and how many it has.
 func (r *Ring) lines(s side) (first, count int) {
 	if s == producerSide {
@@ -36,262 +39,444 @@ func (r *Ring) lines(s side) (first, count int) {
 	return r.g.maxProducers, r.g.maxConsumers
 }
 
-// nextState returns the state that takes a line from st to status: the
-// generation goes up by one on every transition, so that no two CAS on the
-// state can succeed from the same value.
-func nextState(st uint64, status uint64) uint64 {
-	return (st>>8+1)<<8 | status
+// multi reports whether side s of the ring admits several holders.
+func (r *Ring) multi(s side) bool {
+	if s == producerSide {
+		return r.g.mode.multiProducer()
+	}
+	return r.g.mode.multiConsumer()
 }
 
-// handle is what producers and consumers share: their ring, their role line
-// and the scratch space of their slow paths.
+func status(st uint64) uint64 { return st & 0xff }
+
+// next returns the state that moves a line from st to status: the
+// generation goes up by one on every change.
+func next(st uint64, status uint64) uint64 { return (st>>8+1)<<8 | status }
+
+// handle is what producers and consumers share: their ring, their role
+// line, their guard against Close, and the scratch space of their slow
+// paths. Its discipline (producer or consumer, single or multi) lives in
+// the Producer or Consumer that owns it.
 type handle struct {
-	r         *Ring
-	side      side
-	idx       int       // role line index
-	line      *roleLine // the role line
-	state     uint64    // the line's state while we hold it
-	vals      []uint16  // semaphore values, filled by refresh
+	r     *Ring
+	side  side
+	idx   int       // role line index, producers first
+	local int       // index among the lines of its side
+	line  *roleLine // the role line
+	state uint64    // the line's state while we hold it
+	g     guard
+
+	armed  []uint16 // wake-up semaphores the kernel posts if we die
+	scan   scanBuf  // scratch of peer scans
+	// The discipline's parts: cleaning up after dead peers in a scan
+	// (recoverPeers), and its share of Close (closer), which reports
+	// whether a zero-copy slice was out.
+	recoverPeers func(views []lineView) (progress bool, err error)
+	closer       func() (zeroCopyOut bool)
+
+	handback  bool      // closing with messages left on a line for another consumer
 	lastCheck time.Time // last full peer check
-	closed    bool
-	prev      roleLine  // copy of the previous holder's claim, for recovery
-	reclaimed bool      // the line was taken from a dead holder
-	consumer  *Consumer // the consumer this handle serves; nil for a producer
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// acquire takes a role line of side s for the calling process: a free or
-// closed one if there is one, else one whose holder died. In the single
-// modes there is one line per side, so a second live holder gets
-// ErrRoleTaken.
-func (r *Ring) acquire(s side) (*handle, error) {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
+// stepHook, when set (by tests), is called at each step of a takeover or a
+// recovery with the step's name, so that a test can stop the process there
+// and kill it.
+var stepHook func(step string)
+
+func step(name string) {
+	if stepHook != nil {
+		stepHook(name)
+	}
+}
+
+// deathTargets returns the wake-up semaphores that a holder of a role of
+// side s must have posted when it dies: those of every line that must
+// react. A producer's death concerns every consumer (its messages stop, and
+// a hole it leaves must be skipped); a consumer's, every producer (space
+// may never come) and, with several consumers, every other consumer (one
+// of them takes over what it held).
+func (r *Ring) deathTargets(s side) []uint16 {
+	var t []uint16
+	add := func(of side) {
+		first, count := r.lines(of)
+		for i := first; i < first+count; i++ {
+			t = append(t, uint16(semWakes(r.g.roles())+i))
+		}
+	}
+	add(s.other())
+	if s == consumerSide && r.g.mode.multiConsumer() {
+		add(consumerSide)
+	}
+	return t
+}
+
+// take takes a role line of side s for the calling process, running
+// recover on it once it holds the line's lock and before it makes it
+// active. The takeover steps, and what a kill at each leaves, are in
+// recovery.go.
+func (r *Ring) take(s side, recover func(h *handle, prev uint64) error) (*handle, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
 		return nil, os.ErrClosed
 	}
-	h := &handle{r: r, side: s, vals: make([]uint16, r.sems.Len())}
-	pid := os.Getpid()
-	start := selfStart()
 	first, count := r.lines(s)
-	for attempt := 0; attempt < 16; attempt++ {
-		// First choice: a line nobody holds.
-		taken := -1
-		var st uint64
-		for i := first; i < first+count && taken < 0; i++ {
+	h := &handle{r: r, side: s, armed: r.deathTargets(s)}
+	if err := r.agreeFor(s); err != nil {
+		return nil, err
+	}
+	vals := make([]uint16, r.sems.Len())
+	if err := r.sems.Values(vals); err != nil {
+		return nil, r.semError(err)
+	}
+	// Lines nobody holds, those with nothing left in them first.
+	var order []int
+	for pass := 0; pass < 2; pass++ {
+		for i := first; i < first+count; i++ {
+			if vals[semLocks+i] != 0 {
+				continue
+			}
 			e := r.roles.At(uint64(i))
-			// Acquire: read the line's state before claiming it by CAS.
-			st = e.state.Load()
-			if s := st & 0xff; (s == roleFree || s == roleClosed) && e.state.CompareAndSwap(st, nextState(st, roleAttaching)) {
-				taken = i
+			// Acquire: the line's state and claim, to choose; nothing
+			// relies on them until we hold its lock.
+			idle := status(e.state.Load()) == roleFree && e.claim.Load() == 0
+			if idle == (pass == 0) {
+				order = append(order, i)
 			}
 		}
-		// Second choice: a line whose holder died.
-		if taken < 0 {
-			if err := h.refresh(); err != nil {
-				return nil, err
-			}
-			for i := first; i < first+count && taken < 0; i++ {
-				e := r.roles.At(uint64(i))
-				// Acquire, then seq-cst CAS: take a dead holder's line; the
-				// generation makes the takeover unique.
-				st = e.state.Load()
-				if h.lineDead(i, st) && e.state.CompareAndSwap(st, nextState(st, roleAttaching)) {
-					taken = i
-					h.reclaimed = true
-				}
-			}
+	}
+	for _, i := range order {
+		ok, err := h.takeLine(i, recover)
+		if err != nil {
+			return nil, err
 		}
-		if taken < 0 {
-			if r.g.mode.multiProducer() && s == producerSide || r.g.mode.multiConsumer() && s == consumerSide {
-				return nil, fmt.Errorf("%w: all %d %s roles are held by live processes", ErrRoleTaken, count, s)
-			}
-			return nil, fmt.Errorf("%w: the ring is %v and a live process holds its %s role", ErrRoleTaken, r.g.mode, s)
-		}
-		e := r.roles.At(uint64(taken))
-		h.idx, h.line = taken, e
-		attaching := nextState(st, roleAttaching)
-		// The previous holder's unfinished claim, for the caller to recover:
-		// a dead one's, or messages a closed consumer handed back. Acquire
-		// loads: the holder is gone, these are its last values.
-		h.prev.claimLen.Store(e.claimLen.Load())
-		// Seq-cst swap: takes the claim exclusively, against an adopter's CAS
-		// (adoptOrphans) on the same line.
-		h.prev.claim.Store(e.claim.Swap(0))
-		// Relaxed would do: only our CAS below publishes the line as active.
-		e.pid.Store(uint32(pid))
-		e.start.Store(start)
-		e.claim.Store(0)
-		e.claimLen.Store(0)
-		// Raise the role semaphore; the kernel lowers it again if we die.
-		if err := r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + taken), Delta: 1, Flags: semaphore.Undo}); err != nil {
-			// Seq-cst CAS: give the line back, unless a reaper took it.
-			e.state.CompareAndSwap(attaching, nextState(attaching, roleFree))
-			return nil, fmt.Errorf("ring: take %s role: %w", s, err)
-		}
-		h.state = nextState(attaching, roleActive)
-		// Release, SYNC(role-active): publishes pid and start; a reaper that
-		// took the line meanwhile (it thought us dead) makes this fail.
-		if e.state.CompareAndSwap(attaching, h.state) {
+		if ok {
 			return h, nil
 		}
-		r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + taken), Delta: -1, Flags: semaphore.Undo})
-		h.reclaimed = false
 	}
-	return nil, fmt.Errorf("%w: could not take a %s role under contention", ErrRoleTaken, s)
+	if r.multi(s) {
+		return nil, fmt.Errorf("%w: all %d %s roles are held by live processes", ErrRoleTaken, count, s)
+	}
+	return nil, fmt.Errorf("%w: the ring is %v and a live process holds its %s role", ErrRoleTaken, r.g.mode, s)
 }
 
-// release gives the role line back: closed, role semaphore lowered (which
-// cancels the kernel's undo). The claim is cleared unless keepClaim is set:
-// a consumer that closes while holding messages leaves them named there for
-// another consumer to take.
-func (h *handle) release(keepClaim bool) error {
+// takeLine tries to take line i. It reports false if another process
+// holds its lock.
+func (h *handle) takeLine(i int, recover func(h *handle, prev uint64) error) (bool, error) {
+	r := h.r
+	if err := r.arm(h.armed, true); err != nil {
+		return false, err
+	}
+	step("take:armed")
+	if err := r.lock(i); err != nil {
+		r.arm(h.armed, false)
+		if errors.Is(err, semaphore.ErrWouldBlock) {
+			return false, nil
+		}
+		return false, err
+	}
+	step("take:locked")
+	first, _ := r.lines(h.side)
+	h.idx, h.local, h.line = i, i-first, r.roles.At(uint64(i))
 	e := h.line
-	if !keepClaim {
-		e.claim.Store(0)
-		e.claimLen.Store(0)
+	// Acquire: the previous holder's last state; we hold the lock, so no
+	// live process writes the line but us.
+	prev := e.state.Load()
+	if status(prev) == roleActive {
+		// Its holder died (a live one would hold the lock): say so first,
+		// so that peers see a death, not a live holder, while we recover.
+		// Release: publishes the status; the claim stays as it was.
+		atomicx.StoreRelease(&e.state, next(prev, roleDead))
+		r.ctrl.reaped.Add(1) // relaxed would do: a statistics counter
+		step("take:marked")
 	}
-	// Release, SYNC(role-closed): the peers' checks read closed after every
-	// message this handle sent or finished.
-	if !e.state.CompareAndSwap(h.state, nextState(h.state, roleClosed)) {
-		return fmt.Errorf("ring: %s role line %d was taken over while held", h.side, h.idx)
+	err := recover(h, prev)
+	if err == nil {
+		err = h.resetWake()
 	}
-	err := h.r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semRoles + h.idx), Delta: -1, Flags: semaphore.Undo | semaphore.NoWait})
+	if err != nil {
+		h.unlockAndWake()
+		return false, err
+	}
+	// Relaxed would do: only the release store of state publishes these.
+	e.pid.Store(uint32(r.self.PID))
+	e.start.Store(r.self.Start)
+	e.since.Store(time.Now().UnixNano())
+	// Acquire: the state as recover left it.
+	h.state = next(e.state.Load(), roleActive)
+	// Release, SYNC(role-active): pairs with the acquire loads of state in
+	// scans; pid and start are visible with the new status.
+	atomicx.StoreRelease(&e.state, h.state)
+	step("take:active")
+	return true, nil
+}
+
+// release gives the line back: status closed, death notices withdrawn,
+// lock dropped, peers woken to see the close. The discipline has already
+// left the claim as it should stay (cleared, or handed back for another
+// consumer to take).
+func (h *handle) release() error {
+	e := h.line
+	// Release, SYNC(role-closed): pairs with the acquire loads of state in
+	// scans and verdicts; everything this handle published is visible to a
+	// peer that sees it closed.
+	atomicx.StoreRelease(&e.state, next(h.state, roleClosed))
+	err := h.r.arm(h.armed, false)
+	err = errors.Join(err, h.r.unlock(h.idx))
+	if h.handback {
+		h.r.ctrl.handbacks.Add(1) // seq-cst: other consumers' next looks see it
+	}
+	h.r.wakeAll(h.side.other())
+	if h.side == consumerSide && h.r.g.mode.multiConsumer() {
+		h.r.wakeAll(consumerSide) // one of them may take what we handed back
+	}
 	if errors.Is(err, ErrRemoved) {
 		return nil // the ring is gone, and the role with it
 	}
 	return err
 }
 
-// refresh reads every semaphore value of the set in one system call.
-func (h *handle) refresh() error {
-	if err := h.r.sems.Values(h.vals); err != nil {
-		return h.r.semError(err)
+// unlockAndWake gives up a line that we locked but did not make active,
+// and wakes its side's peers, which may have held back a verdict while it
+// was locked.
+func (h *handle) unlockAndWake() {
+	h.r.arm(h.armed, false)
+	h.r.unlock(h.idx)
+	h.r.wakeAll(h.side.other())
+}
+
+// lock takes the lock of line i if nobody holds it: one semop that waits
+// for zero without sleeping and raises it with SEM_UNDO, so that the kernel
+// drops it again when this process dies. It returns
+// semaphore.ErrWouldBlock if a live process holds it.
+func (r *Ring) lock(i int) error {
+	num := uint16(semLocks + i)
+	err := r.sems.Do(context.Background(),
+		semaphore.Op{Num: num, Delta: 0, Flags: semaphore.NoWait},
+		semaphore.Op{Num: num, Delta: 1, Flags: semaphore.Undo})
+	if err != nil && !errors.Is(err, semaphore.ErrWouldBlock) {
+		return r.semError(err)
 	}
-	h.lastCheck = time.Now()
+	return err
+}
+
+// unlock drops the lock of line i, which this process holds; the undo
+// adjustment goes with it.
+func (r *Ring) unlock(i int) error {
+	err := r.sems.Do(context.Background(), semaphore.Op{Num: uint16(semLocks + i), Delta: -1, Flags: semaphore.Undo | semaphore.NoWait})
+	if err != nil {
+		return r.semError(err)
+	}
 	return nil
 }
 
-// lineDead reports whether line i, in state st, belongs to a dead process,
-// by the semaphore values of the last refresh.
-func (h *handle) lineDead(i int, st uint64) bool {
-	switch st & 0xff {
-	case roleActive:
-		return h.vals[semRoles+i] == 0
-	case roleAttaching:
-		e := h.r.roles.At(uint64(i))
-		// Acquire: pid and start of an attaching holder, which it stores
-		// before it raises its semaphore.
-		return h.vals[semRoles+i] == 0 && !processAlive(int(e.pid.Load()), e.start.Load())
+// arm makes the kernel post each of the semaphores in targets once when
+// this process dies (on), or withdraws that (off), leaving their values
+// alone: a pair of operations per target, one without and one with
+// SEM_UNDO, whose sum is zero and whose undo is ±1. The pairs go in as few
+// calls as the kernel's SEMOPM allows. The pair's order keeps the value in
+// range: raise first where the value is below the maximum, lower first
+// where it is at it.
+func (r *Ring) arm(targets []uint16, on bool) error {
+	if len(targets) == 0 {
+		return nil
 	}
-	return false
+	chunk := max(1, (semopMax()-2)/2)
+	var vals []uint16
+	for start := 0; start < len(targets); start += chunk {
+		part := targets[start:min(start+chunk, len(targets))]
+		for attempt := 0; ; attempt++ {
+			ops := make([]semaphore.Op, 0, 2*len(part))
+			for _, t := range part {
+				atMax := vals != nil && vals[t] >= semaphore.MaxValue
+				ops = append(ops, armPair(t, on, atMax)...)
+			}
+			err := r.sems.Do(context.Background(), ops...)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, semaphore.ErrRange) && !errors.Is(err, semaphore.ErrWouldBlock) || attempt >= 3 {
+				return r.semError(err)
+			}
+			// A target is at the maximum (or was, and moved): read the
+			// values and order each pair for them.
+			vals = make([]uint16, r.sems.Len())
+			if err := r.sems.Values(vals); err != nil {
+				return r.semError(err)
+			}
+		}
+	}
+	return nil
 }
 
-// peers summarizes the other side's role lines.
+// armPair returns the two operations that change this process's undo
+// adjustment of semaphore t by +1 (on) or -1 (off) and leave its value.
+func armPair(t uint16, on, atMax bool) []semaphore.Op {
+	// An operation with Undo of delta d adds -d to the adjustment.
+	d := int16(-1)
+	if !on {
+		d = 1
+	}
+	withUndo := semaphore.Op{Num: t, Delta: d, Flags: semaphore.Undo | semaphore.NoWait}
+	plain := semaphore.Op{Num: t, Delta: -d, Flags: semaphore.NoWait}
+	raiseFirst := !atMax
+	if (withUndo.Delta > 0) == raiseFirst {
+		return []semaphore.Op{withUndo, plain}
+	}
+	return []semaphore.Op{plain, withUndo}
+}
+
+var (
+	semopOnce sync.Once
+	semopVal  int
+)
+
+// semopMax returns the kernel's limit of operations per semop (SEMOPM,
+// the third field of /proc/sys/kernel/sem), or 32, the oldest default.
+func semopMax() int {
+	semopOnce.Do(func() {
+		semopVal = 32
+		b, err := os.ReadFile("/proc/sys/kernel/sem")
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			if n, err := strconv.Atoi(f[2]); err == nil && n >= 4 {
+				semopVal = n
+			}
+		}
+	})
+	return semopVal
+}
+
+// lineView is what a scan saw of one role line.
+type lineView struct {
+	state    uint64
+	claim    uint64
+	claimLen uint64
+	locked   bool // its lock was held when the set was read
+	stable   bool // its state did not change across the read of the set
+}
+
+// live reports whether the line has a live holder, or a live process at
+// work on it (taking it over, or recovering it): no verdict about the
+// line's side may be made while it is locked.
+func (v lineView) live() bool { return v.locked || !v.stable }
+
+// dead reports whether the line's holder died and nobody is at work on it.
+func (v lineView) dead() bool {
+	st := status(v.state)
+	return !v.live() && (st == roleActive || st == roleDead)
+}
+
+// scanBuf is a handle's scratch for scans, so that they do not allocate.
+type scanBuf struct {
+	vals  []uint16
+	views []lineView
+}
+
+// scanLines reads the role lines of the ring and the values of its locks
+// in the order that makes a death certain: states and claims, then the
+// semaphore values in one call, then the states again. A line that was
+// active before the values were read and whose lock was 0 in them is dead
+// only if its state did not change meanwhile: its holder took the lock
+// before making it active and drops it only after closing it. The views
+// are indexed by line and valid until the next scan of the handle.
+func (h *handle) scanLines() ([]lineView, error) {
+	r := h.r
+	n := r.g.roles()
+	if h.scan.views == nil {
+		h.scan.vals = make([]uint16, r.sems.Len())
+		h.scan.views = make([]lineView, n)
+	}
+	views := h.scan.views
+	for i := range views {
+		e := r.roles.At(uint64(i))
+		// Acquire, SYNC(role-active): pairs with the release stores of state
+		// in takeLine and release; the claim read after it is at least as
+		// new.
+		views[i].state = e.state.Load()
+		// Acquire, SYNC(claim): pairs with the release stores of claim before
+		// the claiming CAS (produce_multi.go, consume_multi.go).
+		views[i].claim = e.claim.Load()
+		views[i].claimLen = e.claimLen.Load()
+	}
+	if err := r.sems.Values(h.scan.vals); err != nil {
+		return nil, r.semError(err)
+	}
+	h.lastCheck = time.Now()
+	for i := range views {
+		// Acquire: the state again, after the values.
+		st := r.roles.At(uint64(i)).state.Load()
+		views[i].locked = h.scan.vals[semLocks+i] != 0
+		views[i].stable = st == views[i].state
+	}
+	return views, nil
+}
+
+// peers summarizes the lines of one side for a verdict.
 type peers struct {
-	alive, dead, closed int
+	live, dead, closed int
 }
 
-// peers counts the other side's lines. With full set it uses the semaphore
-// values of the last refresh to tell dead holders from live ones; without
-// it every held line counts as alive.
-func (h *handle) peers(full bool) peers {
+// count summarizes the lines of side s from a scan, or from the states
+// alone when views is nil: then an active line counts as live and nothing
+// is called dead.
+func (r *Ring) count(s side, views []lineView) peers {
 	var p peers
-	first, count := h.r.lines(1 - h.side)
-	for i := first; i < first+count; i++ {
-		// Acquire: the status of a peer's line.
-		st := h.r.roles.At(uint64(i)).state.Load()
-		switch {
-		case st&0xff == roleClosed:
-			p.closed++
-		case st&0xff == roleFree:
-		case full && h.lineDead(i, st):
+	first, n := r.lines(s)
+	for i := first; i < first+n; i++ {
+		if views != nil {
+			v := views[i]
+			switch {
+			case v.live():
+				p.live++
+			case v.dead():
+				p.dead++
+			case status(v.state) == roleClosed:
+				p.closed++
+			}
+			continue
+		}
+		// Acquire: a line's status, for a verdict made without the
+		// semaphore values.
+		switch status(r.roles.At(uint64(i)).state.Load()) {
+		case roleActive:
+			p.live++
+		case roleDead:
 			p.dead++
-		default:
-			p.alive++
+		case roleClosed:
+			p.closed++
 		}
 	}
 	return p
 }
 
-// liveClaimCovers reports whether a live line of side s other than skip has
-// claimed position pos and not finished it.
-func (h *handle) liveClaimCovers(s side, pos uint64, skip int) bool {
-	first, count := h.r.lines(s)
-	for i := first; i < first+count; i++ {
-		if i == skip {
-			continue
-		}
-		e := h.r.roles.At(uint64(i))
-		// Acquire: the line's status, before its claim below.
-		st := e.state.Load()
-		if st&0xff != roleActive && st&0xff != roleAttaching || h.lineDead(i, st) {
-			continue
-		}
-		// Acquire, SYNC(claim): pairs with the release store of claim made
-		// before the claiming CAS in claimMulti.
-		if c := e.claim.Load(); c != 0 && pos >= c-1 && pos < c-1+e.claimLen.Load() {
-			return true
+// agreeFor records, before this process's first handle of side s can
+// sleep, whether its sleepers order their announcement with membarrier or
+// need publishers to fence (sleepFenced, sticky for the ring's life).
+func (r *Ring) agreeFor(s side) error {
+	if !r.fencedSleeper {
+		return nil
+	}
+	sl := r.sleep[s]
+	// Acquire: whether the flag is set already.
+	if sl.flags.Load()&sleepFenced != 0 {
+		return nil
+	}
+	// Release, SYNC(fence-agreement): the time first, so that a process
+	// that sees the flag sees when it was set.
+	sl.fenced.CompareAndSwap(0, time.Now().UnixNano())
+	for {
+		// Seq-cst CAS, SYNC(fence-agreement): pairs with the publishers'
+		// load of flags in wake.
+		f := sl.flags.Load()
+		if f&sleepFenced != 0 || sl.flags.CompareAndSwap(f, f|sleepFenced) {
+			return nil
 		}
 	}
-	return false
-}
-
-// recoverProducerClaim skips the slots that a dead producer claimed and
-// never committed, so that consumers can pass them. claim and n are the dead
-// line's claim; line is its index. A slot is skipped only if it still waits
-// for its producer (seq < pos+1), the tail has passed it, and no live
-// producer claims it. It returns how many slots it skipped.
-func (h *handle) recoverProducerClaim(line int, claim, n uint64) int {
-	if claim == 0 {
-		return 0
-	}
-	r := h.r
-	// Acquire: the tail, read before the slots it bounds.
-	tail := r.prod.pos.Load()
-	skipped := 0
-	for pos := claim - 1; pos < claim-1+n && pos < tail; pos++ {
-		s := r.slots.At(pos & r.mask)
-		// Acquire: the slot's state before deciding to skip it. Below pos+1
-		// it has not been published for pos (it holds pos, or in the
-		// single-consumer modes a value of an earlier lap).
-		seq := s.seq.Load()
-		if seq&^seqSkip >= pos+1 || h.liveClaimCovers(producerSide, pos, line) {
-			continue
-		}
-		// Release, SYNC(slot-publish): the skip mark is a publication; CAS so
-		// that it cannot overwrite a commit or another recoverer's mark.
-		if s.seq.CompareAndSwap(seq, (pos+1)|seqSkip) {
-			// Relaxed would do: a statistics counter.
-			r.ctrl.recovered.Add(1)
-			skipped++
-		}
-	}
-	return skipped
-}
-
-// recoverDeadProducers runs recoverProducerClaim over every dead producer
-// line and clears their claims. Consumers call it when the ring looks stuck.
-func (h *handle) recoverDeadProducers() int {
-	if !h.r.g.mode.multiProducer() {
-		return 0
-	}
-	total := 0
-	first, count := h.r.lines(producerSide)
-	for i := first; i < first+count; i++ {
-		e := h.r.roles.At(uint64(i))
-		// Acquire: the line's status, then the dead holder's last claim.
-		st := e.state.Load()
-		if !h.lineDead(i, st) {
-			continue
-		}
-		c, n := e.claim.Load(), e.claimLen.Load()
-		total += h.recoverProducerClaim(i, c, n)
-		// Seq-cst CAS: the claim is handled; a CAS so that a newer value is
-		// never lost.
-		e.claim.CompareAndSwap(c, 0)
-	}
-	return total
 }
 
 // semError turns an error from the semaphore set into the ring's: a removed
@@ -303,44 +488,16 @@ func (r *Ring) semError(err error) error {
 	return fmt.Errorf("ring: %w", err)
 }
 
-var (
-	selfStartOnce sync.Once
-	selfStartVal  uint64
-)
-
-// selfStart returns this process's start time, read once.
-func selfStart() uint64 {
-	selfStartOnce.Do(func() { selfStartVal, _ = processStart(os.Getpid()) })
-	return selfStartVal
-}
-
-// processStart returns the start time of process pid in clock ticks after
-// boot: field 22 of /proc/pid/stat. With the pid, it names a process
-// uniquely, since a reused pid has a later start.
-func processStart(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("ring: malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("ring: malformed /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
-}
-
-// processAlive reports whether the process with this pid and start time
-// still runs.
-func processAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	got, err := processStart(pid)
-	return err == nil && got == start
+// close closes the handle: it keeps new calls out and waits for the one in
+// flight (waking it if it sleeps), lets the discipline finish (abort a
+// reservation, release a peeked message, hand back held ones), and gives
+// the role line back. Later calls return the first result.
+func (h *handle) close() error {
+	h.closeOnce.Do(func() {
+		h.g.shut(h.interrupt)
+		zeroCopyOut := h.closer()
+		h.closeErr = h.release()
+		h.r.unregister(h, zeroCopyOut)
+	})
+	return h.closeErr
 }

@@ -6,33 +6,31 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/shmring/shmring/internal/atomicx"
 	"github.com/shmring/shmring/semaphore"
 )
 
-// checkEvery is how often a waiting side checks its peers' liveness (one
-// semctl) and its context: the bound on how late it notices a dead peer, a
-// removed ring or a cancelled context while asleep.
+// checkEvery is how often a spinning handle (the Spin strategy, or a Try
+// call that finds the ring stuck) reads its peers' locks to find the dead.
+// A sleeping handle needs no such period: deaths wake it.
 const checkEvery = 25 * time.Millisecond
 
-// absorbWait bounds the wait for a wake-up unit that a waker owes a sleeper
-// which has left (see sleep).
-const absorbWait = 10 * time.Millisecond
-
-// spinCheck is how many spin rounds pass between looks at the clock.
+// spinCheck is how many spin rounds pass between looks at the clock, the
+// context and the peers' states.
 const spinCheck = 64
+
+// errNeedScan is the verdict of a check made from the states alone that
+// only a scan of the locks can settle: a peer may have died.
+var errNeedScan = errors.New("ring: peers must be scanned")
 
 // waitFor waits until try succeeds, following the ring's wait strategy. try
 // is called again after every wake-up; it must be cheap and make no system
-// call. waitFor returns ctx.Err() when ctx is done, and the errors of
-// idleCheck.
+// call. waitFor returns ctx.Err() when ctx is done, os.ErrClosed when the
+// handle is closed meanwhile, ErrRemoved, and the verdicts of check
+// (io.EOF, ErrNoConsumers, ErrPeerDead).
 func (h *handle) waitFor(ctx context.Context, try func() bool) error {
-	// Process-local count, not shared memory: Remove waits for it to drop.
-	h.r.blocked.Add(1)
-	defer h.r.blocked.Add(-1)
 	w := h.r.waiting
 	if w.Strategy != Block {
 		var spinUntil time.Time
@@ -47,107 +45,131 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 			if i%spinCheck != 0 {
 				continue
 			}
+			err := h.check(ctx)
 			now := time.Now()
+			if errors.Is(err, errNeedScan) || w.Strategy == Spin && now.Sub(h.lastCheck) >= checkEvery {
+				err = nil
+				if now.Sub(h.lastCheck) >= checkEvery {
+					var progress bool
+					if progress, err = h.scanCheck(); progress {
+						continue
+					}
+				}
+			}
+			if err != nil {
+				return settle(err, try)
+			}
 			if w.Strategy == Adaptive && now.After(spinUntil) {
 				break
 			}
-			if w.Strategy == Spin {
-				if now.Sub(h.lastCheck) >= checkEvery {
-					if _, err := h.idleCheck(ctx, true); err != nil {
-						return settle(err, try)
-					}
-				}
-				if i%(spinCheck*16) == 0 {
-					// Let other goroutines of this process run now and then:
-					// with more spinners than CPUs they would otherwise wait
-					// for preemption.
-					runtime.Gosched()
-				}
+			if i%(spinCheck*16) == 0 {
+				// Let other goroutines of this process run now and then:
+				// with more spinners than CPUs they would otherwise wait for
+				// preemption.
+				runtime.Gosched()
 			}
 		}
 	}
 	return h.sleep(ctx, try)
 }
 
-// sleep waits on the side's semaphore until try succeeds. Protocol, with the
-// publisher's half in wakePeers:
-//
-//	sleeper                           publisher
-//	waiters++        (seq-cst RMW)    slot.seq = p+1   (release)
-//	Barrier()        (heavy)          [Fence() unless light]
-//	try()            (re-check)       waiters != 0 ?   (load)
-//	sem wait                          → waiters -= k, sem += k
-//
-// Every unit posted answers one announcement taken, and every sleeper
-// leaves with exactly one of them: its own announcement, withdrawn, or a
-// unit, consumed by its wait or absorbed when it leaves. So the semaphore
-// never holds more units than there are sleepers.
-//
-// The barrier pair forbids the outcome where the sleeper's re-check misses
-// the message and the publisher's load misses the sleeper, so a sleeper with
-// work waiting is always woken. Waits are sliced (checkEvery) so that a
-// sleeper also notices a cancelled context, a removed ring and dead peers.
+// sleep waits on the handle's own semaphore until try succeeds; see
+// wake.go for the protocol. It makes no periodic system call: a
+// publication, a peer's death, a cancelled context and Close each wake it.
 func (h *handle) sleep(ctx context.Context, try func() bool) error {
 	r := h.r
-	waiters, num, sleeps := &r.wait.consumers, semData, &r.ctrl.consumerSleeps
-	if h.side == producerSide {
-		waiters, num, sleeps = &r.wait.producers, semSpace, &r.ctrl.producerSleeps
-	}
-	registered := false
+	var stopCancel func() bool
 	defer func() {
-		if registered && !unregister(waiters) {
-			// A waker took our announcement and posts a unit for it: take
-			// the unit, or it would wake a later sleeper for nothing, and
-			// such units would pile up. The post follows the waker's CAS at
-			// once; the bound only covers a waker that died in between.
-			_ = r.sems.WaitTimeout(num, absorbWait)
+		if stopCancel != nil {
+			stopCancel()
 		}
 	}()
+	// scan: a unit came from no publisher, so a peer may have died.
+	// scanned: a scan since the last wake-up found no verdict (a peer's
+	// line was locked); the next wake-up, which the locker owes us, says
+	// when to look again.
+	scan, scanned := false, false
 	for {
-		if !registered {
-			// Seq-cst RMW, SYNC(dekker): announces the sleeper before the
-			// re-check below; the publisher reads it in wakePeers.
-			waiters.Add(1)
-			registered = true
-			// Heavy half of SYNC(dekker): orders the announcement before the
-			// re-check on this CPU, and the publishers' seq stores before their
-			// waiter loads on theirs.
-			atomicx.Barrier()
-		}
+		h.announce()
 		if try() {
+			h.leave()
 			return nil
 		}
-		progress, err := h.idleCheck(ctx, time.Since(h.lastCheck) >= checkEvery)
-		if err != nil {
-			return settle(err, try)
+		err := h.check(ctx)
+		if errors.Is(err, errNeedScan) && scanned {
+			err = nil
 		}
-		if progress {
+		if err == nil && scan || errors.Is(err, errNeedScan) {
+			// Withdraw first: a scan may wake sleepers, and we are not one
+			// while we look.
+			h.leave()
+			scan, scanned = false, true
+			if _, err := h.scanCheck(); err != nil {
+				return settle(err, try)
+			}
 			continue
 		}
-		// Relaxed would do: a statistics counter.
-		sleeps.Add(1)
-		slice := checkEvery
-		if d, ok := ctx.Deadline(); ok {
-			slice = min(slice, max(time.Until(d), time.Microsecond))
+		if err != nil {
+			h.leave()
+			return settle(err, try)
 		}
-		err = r.sems.WaitTimeout(num, slice)
+		if stopCancel == nil && ctx.Done() != nil {
+			stopCancel = context.AfterFunc(ctx, h.interrupt)
+		}
+		h.countSleep()
+		err = r.sems.WaitTimeout(h.wakeNum(), h.sleepFor(ctx))
 		switch {
 		case err == nil:
-			// A waker took our registration along with the post. Look before
-			// announcing again: the wake-up is usually for a message that is
-			// there, and finding it now saves the barrier.
-			registered = false
+			scanned = false
+			if !h.withdraw() {
+				// Our bit was still set: no publisher woke us, so this unit
+				// came from a peer's death (or a stray): look at the peers.
+				scan = true
+			}
 			if try() {
 				return nil
 			}
 		case errors.Is(err, semaphore.ErrTimeout):
+			h.leave()
 		default:
+			h.leave()
 			return r.semError(err)
 		}
 	}
 }
 
-// settle decides a wait that idleCheck ended with err. A peer's close or
+// leave withdraws h's announcement, taking the unit a waker owes it if it
+// was woken meanwhile.
+func (h *handle) leave() {
+	if h.withdraw() {
+		h.absorb()
+	}
+}
+
+// sleepFor returns how long one wait may last: until ctx's deadline, or a
+// short slice while the fence agreement settles; otherwise as long as it
+// takes (a publication, a death, a cancel or a close ends it).
+func (h *handle) sleepFor(ctx context.Context) time.Duration {
+	d := time.Duration(1<<63 - 1)
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(time.Until(dl), time.Microsecond)
+	}
+	if h.r.settling(h.side) {
+		d = min(d, settleSlice)
+	}
+	return d
+}
+
+func (h *handle) countSleep() {
+	// Relaxed would do: statistics counters.
+	if h.side == producerSide {
+		h.r.ctrl.producerSleeps.Add(1)
+	} else {
+		h.r.ctrl.consumerSleeps.Add(1)
+	}
+}
+
+// settle decides a wait that a check ended with err. A peer's close or
 // death is read after the messages it published, so one more try finds any
 // of them that arrived after the last; only when that fails does err stand.
 func settle(err error, try func() bool) error {
@@ -159,104 +181,69 @@ func settle(err error, try func() bool) error {
 	return err
 }
 
-// unregister withdraws one sleeper's announcement. It reports false when
-// there was none left: a waker took it, and a post is on its way.
-func unregister(waiters *atomic.Uint32) bool {
-	for {
-		// Seq-cst load and CAS: part of SYNC(dekker) bookkeeping.
-		w := waiters.Load()
-		if w == 0 {
-			return false
-		}
-		if waiters.CompareAndSwap(w, w-1) {
-			return true
-		}
-	}
-}
-
-// wakePeers is the publisher's half of the wake-up protocol, called after a
-// publication of k messages (or k free slots) for sleepers counted in
-// waiters, which sleep on semaphore num. It is small enough to inline: the
-// busy path is one load and one branch.
-func (r *Ring) wakePeers(waiters *atomic.Uint32, num int, k uint32) {
-	// Seq-cst load, SYNC(dekker): pairs with the sleeper's waiters.Add and
-	// Barrier in sleep. (Without membarrier, wakeFenced orders it first.)
-	if !r.light || waiters.Load() != 0 {
-		r.wakeFenced(waiters, num, k)
-	}
-}
-
-// wakeFenced is wakePeers for a process that is not a membarrier target
-// or has sleepers to wake.
-func (r *Ring) wakeFenced(waiters *atomic.Uint32, num int, k uint32) {
-	if !r.light {
-		// SYNC(dekker) without membarrier: order our seq stores before the
-		// waiter load ourselves.
-		atomicx.Fence()
-	}
-	// Seq-cst load, SYNC(dekker), as above.
-	if waiters.Load() != 0 {
-		r.wakeSlow(waiters, num, k)
-	}
-}
-
-// wakeSlow takes up to k announcements and posts as many units.
-func (r *Ring) wakeSlow(waiters *atomic.Uint32, num int, k uint32) {
-	for {
-		w := waiters.Load()
-		if w == 0 {
-			return
-		}
-		n := min(w, k)
-		// Seq-cst CAS, SYNC(dekker): takes n sleepers' announcements; each of
-		// them gets one unit.
-		if waiters.CompareAndSwap(w, w-n) {
-			// An error means the set was removed: the sleepers wake anyway.
-			_ = r.sems.Add(num, int(n))
-			// Relaxed would do: a statistics counter.
-			r.ctrl.wakeups.Add(1)
-			return
-		}
-	}
-}
-
-// idleCheck runs when try failed and the handle is about to sleep (or, for
-// the Spin strategy, every checkEvery). With full set it also reads the
-// semaphore values to find dead peers and recovers what they left. It
-// returns progress when it recovered something try may now find, and the
-// error that should end the wait: ctx.Err(), ErrRemoved, os.ErrClosed (the
-// Ring is closing), io.EOF (consumers,
-// every producer closed), ErrNoConsumers (producers) or ErrPeerDead.
-func (h *handle) idleCheck(ctx context.Context, full bool) (progress bool, err error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
+// check is what a waiting handle looks at cheaply, with no system call:
+// Close, removal, its context, and the other side's states. It returns
+// errNeedScan where only the peers' locks can tell whether one has died.
+func (h *handle) check(ctx context.Context) error {
 	r := h.r
+	if h.g.closed() {
+		return os.ErrClosed
+	}
 	// Acquire: the removal flag; nothing is ordered by it.
 	if r.ctrl.flags.Load()&flagRemoved != 0 {
-		return false, ErrRemoved
+		return ErrRemoved
 	}
-	if r.closing.Load() {
-		return false, os.ErrClosed
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if full {
-		if err := h.refresh(); err != nil {
-			return false, err
-		}
-		if h.side == consumerSide && (h.recoverDeadProducers() > 0 || h.adoptOrphans(true)) {
-			return true, nil
-		}
+	return h.verdict(r.count(h.side.other(), nil), false)
+}
+
+// scanCheck reads the peers' locks, cleans up after dead peers (progress:
+// try again), and gives the verdict on the other side.
+func (h *handle) scanCheck() (progress bool, err error) {
+	views, err := h.scanLines()
+	if err != nil {
+		return false, err
 	}
-	p := h.peers(full)
+	if progress, err = h.recoverPeers(views); progress || err != nil {
+		return progress, err
+	}
+	return false, h.verdict(h.r.count(h.side.other(), views), true)
+}
+
+// verdict says whether a handle whose try failed should go on waiting
+// (nil) or give up, from a count of the other side: while any peer is live
+// (or being taken over), wait; with none, ErrPeerDead if one died, io.EOF
+// (consumers) or ErrNoConsumers (producers) if one closed. Deaths are
+// final only from a scan.
+func (h *handle) verdict(p peers, scanned bool) error {
 	switch {
-	case p.alive > 0:
-		return false, nil
+	case p.live > 0:
+		return nil
+	case p.dead > 0 && !scanned:
+		return errNeedScan
 	case p.dead > 0:
-		return false, ErrPeerDead
+		return ErrPeerDead
 	case p.closed > 0 && h.side == consumerSide:
-		return false, io.EOF
+		return io.EOF
 	case p.closed > 0:
-		return false, ErrNoConsumers
+		return ErrNoConsumers
 	}
-	return false, nil
+	return nil
+}
+
+// stuck runs a scan for a Try call that found nothing while the ring says
+// there is something (a producer mid-write, or one that died there), at
+// most every checkEvery, and reports whether it recovered anything.
+func (h *handle) stuck() bool {
+	if time.Since(h.lastCheck) < checkEvery {
+		return false
+	}
+	views, err := h.scanLines()
+	if err != nil {
+		return false
+	}
+	progress, _ := h.recoverPeers(views)
+	return progress
 }

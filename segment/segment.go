@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -500,6 +501,35 @@ func (m *Mapping) Detach() error {
 	if err != nil {
 		return ipc.NewError("segment", "shmdt", m.seg.key, m.seg.id, err)
 	}
+	return nil
+}
+
+// Retire detaches the segment, like [Mapping.Detach], but leaves private,
+// zeroed memory mapped at the same addresses, so that a slice of the
+// memory still held somewhere (a zero-copy view handed to a caller who has
+// not yet dropped it) reads zeros, and writes go nowhere, instead of
+// faulting. The segment's attach count drops at once, and a removed
+// segment is freed as by Detach. The replacement memory stays mapped,
+// using address space but no memory until it is written, until the
+// process exits: Retire is for the rare close that cannot prove that no
+// slice is left. After Retire, Bytes returns nil; Retire and Detach again
+// do nothing.
+func (m *Mapping) Retire() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.b == nil {
+		return nil
+	}
+	// One mmap with MAP_FIXED replaces the attach atomically: no other
+	// mapping can land in the range between an unmap and a map, and the
+	// kernel unmapping the attach counts as its detach (shm_nattch).
+	addr := unsafe.Pointer(unsafe.SliceData(m.b))
+	_, err := unix.MmapPtr(-1, 0, addr, uintptr(len(m.b)), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED)
+	if err != nil {
+		return ipc.NewError("segment", "mmap", m.seg.key, m.seg.id, err)
+	}
+	m.b = nil
 	return nil
 }
 

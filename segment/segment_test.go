@@ -297,6 +297,46 @@ func TestDetach(t *testing.T) {
 	}
 }
 
+// TestRetire: a retired mapping no longer counts as an attach and no
+// longer shares the segment, but a slice of it stays readable and
+// writable, so a forgotten zero-copy view cannot fault.
+func TestRetire(t *testing.T) {
+	s := create(t, ipc.Private, 4096, nil)
+	m, err := s.Attach(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.Attach(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Detach()
+	b := m.Bytes()
+	b[10] = 42
+	if err := m.Retire(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Bytes() != nil {
+		t.Fatal("Bytes() not nil after Retire")
+	}
+	if n := stat(t, s).Attached; n != 1 {
+		t.Errorf("Attached = %d after Retire, want 1 (the other mapping)", n)
+	}
+	if b[10] != 0 {
+		t.Errorf("retired memory reads %d, want 0", b[10])
+	}
+	b[11] = 7 // must not fault
+	if other.Bytes()[11] != 0 || other.Bytes()[10] != 42 {
+		t.Error("a write to retired memory reached the segment, or the segment lost its data")
+	}
+	if err := m.Retire(); err != nil {
+		t.Errorf("second Retire: %v", err)
+	}
+	if err := m.Detach(); err != nil {
+		t.Errorf("Detach after Retire: %v", err)
+	}
+}
+
 // TestDetachConcurrent runs Bytes and ReadOnly against Detach, for the
 // race detector: the handle is safe to share, though the memory is not.
 func TestDetachConcurrent(t *testing.T) {

@@ -288,10 +288,10 @@ func ringReceive(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childR
 	default:
 		buf := make([]byte, s.Size)
 		for {
-			typ, n, err := c.TryReceive(buf)
+			n, typ, err := c.TryReceive(buf)
 			if errors.Is(err, ring.ErrEmpty) {
 				m.tick(got)
-				typ, n, err = c.Receive(ctx, buf)
+				n, typ, err = c.Receive(ctx, buf)
 			}
 			if err != nil {
 				if errors.Is(err, io.EOF) {
@@ -365,7 +365,7 @@ func (rp *ringPair) receive(ctx context.Context, tr *tracker, sender int) error 
 		}
 		return rp.c.Release()
 	}
-	_, n, err := rp.c.Receive(ctx, rp.rbuf)
+	n, _, err := rp.c.Receive(ctx, rp.rbuf)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,416 @@
+package ring
+
+import (
+	"fmt"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// multiReceiver is the discipline of one consumer among many (SPMC, MPMC).
+// Consumers claim positions by moving the shared head with a CAS, after
+// naming them on their role line, and free each slot by storing its
+// sequence word (seq = p+N), for which the producer of p+N waits. A
+// consumer holds the positions it claimed until it has delivered them, so
+// a message too large for the caller's buffer waits for its next call.
+//
+// A consumer serves one claim at a time, from one line: its own claim, or
+// the claim left on another consumer's line by a consumer that closed
+// holding messages or died (recovery.go). Serving another line's claim, it
+// holds that line's lock, and it checks each position, because a dead
+// consumer may have named positions it never won: it delivers only
+// positions that were behind the head when it took the claim over, are
+// still published for themselves, and that no live consumer claims, and it
+// finishes each by CAS (or holds it in place by CAS, seqHeld), so that a
+// position two lines name is delivered once.
+type multiReceiver struct {
+	h   *handle
+	r   *Ring
+	own *roleLine
+
+	src       *roleLine // the line whose claim we serve: own, or one whose lock we hold
+	srcIdx    int
+	at, end   uint64 // positions [at, end) of that claim not yet finished
+	checked   bool   // the claim came from another process: check each position
+	headAt    uint64 // checked: the head when we took the claim over
+	live      []span // checked: the claims of live consumers then
+	flagPos   uint64 // checked: position+1 its dead holder was looking at in place
+	curSeq    uint64 // the sequence word front saw for next
+
+	named     bool   // our own line names a claim (or an intent) we must clear
+	peekSet   bool   // the line we serve names a position we look at
+	handbacks uint64 // the ring's handback count when we last looked
+	freed     uint64 // slots freed since the last done
+	msgs      uint64
+	bytes     uint64
+}
+
+// span is a claim of positions [first, first+n).
+type span struct{ first, n uint64 }
+
+func newMultiReceiver(h *handle) (*multiReceiver, error) {
+	r := h.r
+	m := &multiReceiver{h: h, r: r, own: h.line, src: h.line, srcIdx: h.idx}
+	// Acquire: the line's counters and the ring's handback count.
+	m.msgs, m.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	m.handbacks = r.ctrl.handbacks.Load()
+	// The line's previous holder may have left a claim: serve it.
+	if err := m.serve(h.idx, h.line); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// serve takes over the claim on line i, whose lock we hold, if it has
+// one.
+func (m *multiReceiver) serve(i int, e *roleLine) error {
+	r := m.r
+	// Acquire, before the scan: positions behind this head were claimed
+	// before the scan, so their live claimants are in it.
+	head := r.cons.pos.Load()
+	// Acquire: the claim, written only by holders of the line's lock.
+	claim, n := e.claim.Load(), e.claimLen.Load()
+	if claim == 0 {
+		return nil
+	}
+	if n > r.n {
+		return fmt.Errorf("%w: consumer line %d claims %d positions of a ring of %d", ErrCorrupt, i, n, r.n)
+	}
+	views, err := m.h.scanLines()
+	if err != nil {
+		return err
+	}
+	m.live = m.live[:0]
+	first, count := r.lines(consumerSide)
+	for j := first; j < first+count; j++ {
+		if v := views[j]; j != i && j != m.h.idx && v.live() && v.claim != 0 {
+			m.live = append(m.live, span{v.claim - 1, min(v.claimLen, r.n)})
+		}
+	}
+	m.src, m.srcIdx = e, i
+	m.at, m.end, m.checked, m.headAt = claim-1, claim-1+n, true, head
+	// Acquire: what its holder was looking at in place.
+	m.flagPos = e.peek.Load()
+	step("adopt:serving")
+	return nil
+}
+
+func (m *multiReceiver) next(k uint64) (uint64, bool, error) {
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		if m.at < m.end {
+			pos, ok, err := m.front()
+			if err != nil || ok {
+				return pos, ok, err
+			}
+			continue // the claim is finished; find another
+		}
+		// Acquire: a consumer that closed holding messages bumps the count.
+		if hb := m.r.ctrl.handbacks.Load(); hb != m.handbacks {
+			m.handbacks = hb
+			if ok, err := m.adopt(); err != nil || ok {
+				if err != nil {
+					return 0, false, err
+				}
+				continue
+			}
+		}
+		claimed, empty, err := m.claimHead(k)
+		if err != nil || empty {
+			return 0, false, err
+		}
+		if !claimed {
+			continue // another consumer won the head
+		}
+	}
+	m.clearIntent()
+	return 0, false, nil
+}
+
+// claimHead claims up to k published positions at the head. It reports
+// empty when none is published there.
+func (m *multiReceiver) claimHead(k uint64) (claimed, empty bool, err error) {
+	r := m.r
+	// Acquire: the head, then the slots after it.
+	pos, n := r.cons.pos.Load(), uint64(0)
+	for ; n < k; n++ {
+		// Acquire, SYNC(slot-publish): pairs with the producers' release
+		// store of seq; published, or skipped.
+		seq := r.descs.At((pos + n) & r.mask).seq.Load()
+		if seq != pos+n+1 && seq != (pos+n+1)|seqSkip {
+			break
+		}
+	}
+	if n == 0 {
+		// Acquire: why the slot is not published.
+		seq := r.descs.At(pos&r.mask).seq.Load() &^ (seqSkip | seqHeld)
+		if seq <= pos {
+			m.clearIntent()
+			return false, true, nil
+		}
+		// Another consumer claimed pos; the head must have moved.
+		// Acquire: the head again.
+		if r.cons.pos.Load() == pos {
+			m.clearIntent()
+			return false, false, fmt.Errorf("%w: slot of position %d has sequence %#x, and the head has not passed it", ErrCorrupt, pos, seq)
+		}
+		return false, false, nil
+	}
+	// Release, SYNC(claim): the claim is visible before the CAS that makes
+	// it ours, to consumers that check a dead one's claim (claimedByLive,
+	// serve).
+	atomicx.StoreRelease(&m.own.claimLen, n)
+	atomicx.StoreRelease(&m.own.claim, pos+1)
+	m.named = true
+	// Seq-cst CAS: claims [pos, pos+n).
+	if !r.cons.pos.CompareAndSwap(pos, pos+n) {
+		return false, false, nil
+	}
+	m.src, m.srcIdx = m.own, m.h.idx
+	m.at, m.end, m.checked = pos, pos+n, false
+	return true, false, nil
+}
+
+// clearIntent clears a claim our line names that we do not hold: one whose
+// CAS failed.
+func (m *multiReceiver) clearIntent() {
+	if m.named && m.at >= m.end {
+		// Release, SYNC(claim): nothing claimed.
+		atomicx.StoreRelease(&m.own.claim, 0)
+		m.named = false
+	}
+}
+
+// front returns the next position of the claim we serve that holds a
+// message for us, freeing skipped slots on the way. When the claim is
+// finished it lets it go and reports false.
+func (m *multiReceiver) front() (uint64, bool, error) {
+	r := m.r
+	for m.at < m.end {
+		pos := m.at
+		s := r.descs.At(pos & r.mask)
+		// Acquire, SYNC(slot-publish): pairs with the producers' release
+		// store of seq; the slot's descriptor and payload are visible.
+		seq := s.seq.Load()
+		if m.checked && !m.ours(pos, seq) {
+			m.at++
+			continue
+		}
+		switch {
+		case seq == pos+1 || seq == (pos+1)|seqHeld:
+			m.curSeq = seq
+			return pos, true, nil
+		case seq == (pos+1)|seqSkip:
+			m.free(pos, seq)
+			m.at++
+		default:
+			// We claimed pos at the head, where it was published; nobody
+			// else may have touched it since.
+			return 0, false, fmt.Errorf("%w: slot of claimed position %d has sequence %#x", ErrCorrupt, pos, seq)
+		}
+	}
+	m.letGo()
+	return 0, false, nil
+}
+
+// ours reports whether pos, of another process's claim, is for us to
+// deliver (see multiReceiver).
+func (m *multiReceiver) ours(pos, seq uint64) bool {
+	switch {
+	case pos >= m.headAt:
+		return false // never claimed when we took the claim over
+	case seq&^(seqSkip|seqHeld) != pos+1:
+		return false // finished
+	case seq&seqHeld != 0 && pos+1 != m.flagPos:
+		return false // held in place by a consumer serving another line
+	}
+	for _, c := range m.live {
+		if pos >= c.first && pos-c.first < c.n {
+			return false // a live consumer's
+		}
+	}
+	return true
+}
+
+// free gives the slot of pos back to the producers.
+func (m *multiReceiver) free(pos, seq uint64) bool {
+	s := m.r.descs.At(pos & m.r.mask)
+	if m.checked {
+		// Release, SYNC(slot-release), by CAS: a position two lines name
+		// is finished once.
+		if !s.seq.CompareAndSwap(seq, pos+m.r.n) {
+			return false
+		}
+	} else {
+		// Release, SYNC(slot-release): pairs with the producers' acquire
+		// load in claim; our reads of the slot are done before it is
+		// refilled.
+		atomicx.StoreRelease(&s.seq, pos+m.r.n)
+	}
+	m.freed++
+	return true
+}
+
+func (m *multiReceiver) take(pos uint64) bool {
+	ok := m.free(pos, m.curSeq)
+	m.at++
+	if m.at == m.end {
+		m.letGo()
+	}
+	return ok
+}
+
+func (m *multiReceiver) hold(pos uint64) bool {
+	if m.checked && m.curSeq&seqHeld == 0 {
+		// Seq-cst CAS: the position is ours alone while we look at it.
+		if !m.r.descs.At(pos & m.r.mask).seq.CompareAndSwap(m.curSeq, m.curSeq|seqHeld) {
+			m.at++
+			return false
+		}
+		m.curSeq |= seqHeld
+	}
+	// Release, SYNC(claim): the line we serve names the message we look at
+	// before we hand it out, so that whoever serves it after us delivers it
+	// again if we die.
+	atomicx.StoreRelease(&m.src.peek, pos+1)
+	m.peekSet = true
+	return true
+}
+
+func (m *multiReceiver) release(pos uint64) {
+	s := m.r.descs.At(pos & m.r.mask)
+	// Release, SYNC(slot-release): the position is ours alone (claimed at
+	// the head, or held by CAS).
+	atomicx.StoreRelease(&s.seq, pos+m.r.n)
+	m.freed++
+	// Release, SYNC(claim): finished, after the slot.
+	atomicx.StoreRelease(&m.src.peek, 0)
+	m.peekSet = false
+	m.at++
+	if m.at == m.end {
+		m.letGo()
+	}
+}
+
+func (m *multiReceiver) done(n uint64, bytes int) {
+	m.msgs += n
+	m.bytes += uint64(bytes)
+	// Release: only monitors read the counters.
+	atomicx.StoreRelease(&m.own.msgs, m.msgs)
+	atomicx.StoreRelease(&m.own.bytes, m.bytes)
+	if m.freed > 0 {
+		m.r.wake(producerSide, uint32(min(m.freed, 1<<31)))
+		m.freed = 0
+	}
+}
+
+func (m *multiReceiver) redelivered(pos uint64) bool {
+	if !m.checked || m.flagPos == 0 || pos+1 != m.flagPos {
+		return false
+	}
+	m.flagPos = 0
+	m.r.ctrl.redelivered.Add(1) // relaxed would do: a statistics counter
+	return true
+}
+
+// letGo ends the claim we served: the line no longer names it, and a line
+// other than ours is unlocked, and its side woken, since its lock held
+// their verdicts back.
+func (m *multiReceiver) letGo() {
+	// Release, SYNC(claim): finished, after every slot of it was freed.
+	atomicx.StoreRelease(&m.src.claim, 0)
+	if m.checked || m.peekSet {
+		atomicx.StoreRelease(&m.src.peek, 0)
+		m.peekSet = false
+	}
+	if m.src != m.own {
+		m.r.unlock(m.srcIdx)
+		m.r.wakeAll(producerSide)
+		m.r.wakeAll(consumerSide)
+		step("adopt:done")
+	}
+	m.src, m.srcIdx = m.own, m.h.idx
+	m.at, m.end, m.checked, m.named = 0, 0, false, false
+	m.live = m.live[:0]
+}
+
+// adopt takes over the claim of a closed or dead consumer's line, if one is
+// left, and reports whether it did.
+func (m *multiReceiver) adopt() (bool, error) {
+	r := m.r
+	views, err := m.h.scanLines()
+	if err != nil {
+		return false, err
+	}
+	first, count := r.lines(consumerSide)
+	for j := first; j < first+count; j++ {
+		v := views[j]
+		if j == m.h.idx || v.claim == 0 || v.live() || status(v.state) != roleClosed && !v.dead() {
+			continue
+		}
+		if r.lock(j) != nil {
+			continue // another consumer is at it
+		}
+		e := r.roles.At(uint64(j))
+		// Acquire: the line as its last holder left it; we hold its lock.
+		if st := e.state.Load(); status(st) == roleActive {
+			// Release: peers see a death, not a live holder.
+			atomicx.StoreRelease(&e.state, next(st, roleDead))
+			r.ctrl.reaped.Add(1) // relaxed would do: a statistics counter
+		}
+		step("adopt:locked")
+		if err := m.serve(j, e); err != nil {
+			r.unlock(j)
+			return false, err
+		}
+		if m.src == e {
+			return true, nil
+		}
+		r.unlock(j) // nothing left on it
+	}
+	return false, nil
+}
+
+// recoverPeers is the scan's clean-up for a consumer among many: the dead
+// are marked and dead producers' claims recovered, and a claim left by a
+// dead or closed consumer is taken over if we hold none.
+func (m *multiReceiver) recoverPeers(views []lineView) (bool, error) {
+	progress, err := m.h.reapDead(views)
+	if err != nil || m.at < m.end {
+		return progress, err
+	}
+	first, count := m.r.lines(consumerSide)
+	for j := first; j < first+count; j++ {
+		if v := views[j]; j != m.h.idx && v.claim != 0 && !v.live() {
+			ok, err := m.adopt()
+			return progress || ok, err
+		}
+	}
+	return progress, nil
+}
+
+// close hands back the positions we hold and have not delivered: they stay
+// on the line we serve, narrowed to what is left, for another consumer.
+func (m *multiReceiver) close() {
+	if m.at >= m.end {
+		m.clearIntent()
+		return
+	}
+	// Release, SYNC(claim): what is left of the claim.
+	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
+	atomicx.StoreRelease(&m.src.claim, m.at+1)
+	if m.flagPos != 0 && m.flagPos <= m.at {
+		atomicx.StoreRelease(&m.src.peek, 0)
+	}
+	if m.src != m.own {
+		m.r.unlock(m.srcIdx)
+	}
+	m.h.handback = true // counted once our line is closed and unlocked too
+	m.freedDone()
+}
+
+// freedDone wakes producers for slots freed since the last done.
+func (m *multiReceiver) freedDone() {
+	if m.freed > 0 {
+		m.r.wake(producerSide, uint32(min(m.freed, 1<<31)))
+		m.freed = 0
+	}
+}

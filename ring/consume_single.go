@@ -1,0 +1,125 @@
+package ring
+
+import (
+	"fmt"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// singleReceiver is the discipline of the only consumer of a ring (SPSC,
+// MPSC). It owns the head: the messages from the head on are its own with
+// no claim, and it frees slots by moving the head past them, with one
+// release store per call however many it finished. It never writes a
+// slot, which spares producers a cache-line transfer per message.
+//
+// The head moves only after a message is finished, so a successor that
+// takes over from a dead consumer starts at the head and delivers again
+// the message the dead one was reading (which it never returned) or
+// looking at in place; the latter is named on the role line (peek), so that
+// it is flagged as redelivered.
+type singleReceiver struct {
+	r         *Ring
+	line      *roleLine
+	head      uint64 // next position; the ring's head is its copy after done
+	published uint64 // the head as last stored
+	flagPos   uint64 // position+1 a dead predecessor was looking at in place
+	named     bool   // our line's peek names a position
+	msgs      uint64
+	bytes     uint64
+}
+
+func newSingleReceiver(h *handle) (*singleReceiver, error) {
+	r := h.r
+	// Acquire: our predecessor's head, its counters and what it was looking
+	// at; it finished everything below the head.
+	head := r.cons.pos.Load()
+	s := &singleReceiver{r: r, line: h.line, head: head, published: head}
+	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	if peek := h.line.peek.Load(); peek == head+1 {
+		s.flagPos, s.named = peek, true
+	} else if peek != 0 {
+		// Release: stale (released before its holder died); not ours.
+		atomicx.StoreRelease(&h.line.peek, 0)
+	}
+	return s, nil
+}
+
+func (s *singleReceiver) next(uint64) (uint64, bool, error) {
+	r := s.r
+	start := s.head
+	for k := uint64(0); k <= r.n; k++ {
+		pos := s.head
+		// Acquire, SYNC(slot-publish): pairs with the producer's release
+		// store of seq in publish; the slot's descriptor and payload are
+		// visible.
+		seq := r.descs.At(pos & r.mask).seq.Load()
+		switch {
+		case seq == pos+1:
+			return pos, true, nil
+		case seq == (pos+1)|seqSkip:
+			s.head++ // given up by its producer, or by a recoverer: pass it
+		case seq&^seqSkip > pos+1:
+			return 0, false, fmt.Errorf("%w: slot of position %d has sequence %#x, ahead of the head", ErrCorrupt, pos, seq)
+		default:
+			if s.head != start {
+				s.done(0, 0) // give the skipped slots back now: producers may wait for them
+			}
+			return 0, false, nil // not published yet
+		}
+	}
+	return 0, false, fmt.Errorf("%w: more than %d skipped slots in a row", ErrCorrupt, r.n)
+}
+
+func (s *singleReceiver) take(pos uint64) bool {
+	s.head = pos + 1
+	return true
+}
+
+func (s *singleReceiver) hold(pos uint64) bool {
+	// Release, SYNC(claim): our line names the message we look at before we
+	// hand it out, so that a successor delivers it again if we die.
+	atomicx.StoreRelease(&s.line.peek, pos+1)
+	s.named = true
+	return true
+}
+
+func (s *singleReceiver) release(pos uint64) {
+	s.head = pos + 1
+}
+
+func (s *singleReceiver) done(n uint64, bytes int) {
+	r := s.r
+	freed := s.head - s.published
+	s.published = s.head
+	s.msgs += n
+	s.bytes += uint64(bytes)
+	// Release, SYNC(head-release): pairs with the producers' acquire load of
+	// the head in claim; our reads of the slots below it are done before
+	// they are refilled.
+	atomicx.StoreRelease(&r.cons.pos, s.head)
+	// Release: only monitors read the counters.
+	atomicx.StoreRelease(&s.line.msgs, s.msgs)
+	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	if s.named && s.head >= s.line.peek.Load() {
+		// Acquire above: our own line's peek. Release, SYNC(claim): the
+		// message it names is finished, after the head.
+		atomicx.StoreRelease(&s.line.peek, 0)
+		s.named = false
+	}
+	if freed > 0 {
+		r.wake(producerSide, uint32(min(freed, 1<<31)))
+	}
+}
+
+func (s *singleReceiver) redelivered(pos uint64) bool {
+	if s.flagPos == 0 || pos+1 != s.flagPos {
+		return false
+	}
+	s.flagPos = 0
+	s.r.ctrl.redelivered.Add(1) // relaxed would do: a statistics counter
+	return true
+}
+
+// close has nothing to hand back: everything from the head on stays for
+// the next consumer.
+func (s *singleReceiver) close() {}

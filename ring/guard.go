@@ -1,0 +1,87 @@
+package ring
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// guard lets Close, from any goroutine, wait for the call in flight on a
+// handle and keep any later call out, so that the ring's memory is
+// unmapped only after the last call that might touch it has left.
+//
+// The goroutine using the handle marks itself busy on entry and idle on
+// exit; Close sets closing and then waits for idle. Entry is a store of
+// busy followed by a load of closing, and Close a store of closing
+// followed by a load of busy, so one of them must see the other (Dekker).
+// The entry's store-load order would need a fence on every call; instead
+// Close, which is rare, runs a process-wide membarrier between its store
+// and its load, which orders the entry's store before its load on every
+// thread that was running (atomicx.ProcessBarrier). Where the kernel
+// cannot do that, entries fence.
+//
+// A guard is part of one handle and must not be copied.
+type guard struct {
+	busy    atomic.Uint32 // 1 while the handle's goroutine is inside a call
+	closing atomic.Uint32 // 1 once Close has begun; never cleared
+}
+
+// lightEntry says that entries may skip their fence: Close's membarrier
+// orders them.
+var lightEntry = atomicx.RegisterProcessBarrier()
+
+// enter marks the start of a call. It reports false, and the call must
+// return os.ErrClosed without touching the ring, once Close has begun.
+func (g *guard) enter() bool {
+	// Release, SYNC(close-guard): pairs with the load of busy in shut; a
+	// shut that misses this store has its closing store seen below.
+	atomicx.StoreRelease32(&g.busy, 1)
+	if !lightEntry {
+		atomicx.Fence()
+	}
+	// Acquire, SYNC(close-guard): pairs with the store of closing in shut.
+	if g.closing.Load() != 0 {
+		// Release: nothing done; shut may go on.
+		atomicx.StoreRelease32(&g.busy, 0)
+		return false
+	}
+	return true
+}
+
+// leave marks the end of a call.
+func (g *guard) leave() {
+	// Release, SYNC(close-guard): pairs with the load of busy in shut; the
+	// call's last access to the ring happens before shut sees it idle.
+	atomicx.StoreRelease32(&g.busy, 0)
+}
+
+// closed reports whether Close has begun. The goroutine inside a call
+// checks it while it waits.
+func (g *guard) closed() bool {
+	// Acquire: a plain look at the flag that shut sets.
+	return g.closing.Load() != 0
+}
+
+// shut keeps new calls out and waits for the one in flight, calling
+// interrupt now and then to wake it if it sleeps. It reports false if
+// another shut came first. When it returns true, the caller is the only
+// goroutine that will touch the handle's shared state.
+func (g *guard) shut(interrupt func()) bool {
+	// Seq-cst CAS, SYNC(close-guard): the store that entries load; only
+	// one shut proceeds.
+	if !g.closing.CompareAndSwap(0, 1) {
+		return false
+	}
+	// Heavy half of SYNC(close-guard): orders every running entry's busy
+	// store before its closing load.
+	atomicx.ProcessBarrier()
+	// Acquire, SYNC(close-guard): pairs with the stores of busy in enter and
+	// leave. Every call ends by itself (a sleeping one once interrupted),
+	// so the wait is bounded by the longest call.
+	for delay := time.Microsecond; g.busy.Load() != 0; delay = min(2*delay, time.Millisecond) {
+		interrupt()
+		time.Sleep(delay)
+	}
+	return true
+}

@@ -1,0 +1,137 @@
+package ring
+
+import (
+	"fmt"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// multiSender is the discipline of one producer among many (MPSC, MPMC).
+// Producers claim positions by moving the shared tail with a CAS. Before
+// the CAS, a producer names the positions on its role line (claim,
+// claimLen), so that if it dies between the CAS and the publication, a
+// consumer finds them and skips them (recovery.go); it clears the claim
+// after publishing. A claim whose CAS failed is rewritten or cleared before
+// the producer does anything else, and a recoverer ignores positions that
+// the tail has not passed or that a live producer claims.
+//
+// As with a single producer, a position is free by the head with one
+// consumer (checked against a cached head) and by its slot's sequence word
+// with several.
+type multiSender struct {
+	r      *Ring
+	line   *roleLine
+	head   uint64 // single consumer: the last head read
+	byHead bool
+	msgs   uint64
+	bytes  uint64
+}
+
+// casAttempts bounds a claim's retries when other producers keep winning
+// the tail: a claim that loses that often reports nothing free, and a
+// blocking call waits and tries again, watching its context.
+const casAttempts = 256
+
+func newMultiSender(h *handle) (*multiSender, error) {
+	r := h.r
+	if err := h.recoverProducerClaim(h.idx); err != nil {
+		return nil, err
+	}
+	s := &multiSender{r: r, line: h.line, byHead: !r.g.mode.multiConsumer()}
+	// Acquire: the line's cumulative counters, which we go on with.
+	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	if s.byHead {
+		// Acquire, SYNC(head-release), as in claim.
+		s.head = r.cons.pos.Load()
+	}
+	return s, nil
+}
+
+func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
+	named := false // our line names a claim whose CAS failed
+	defer func() {
+		if named && n == 0 {
+			// Release, SYNC(claim): nothing claimed after all.
+			atomicx.StoreRelease(&s.line.claim, 0)
+		}
+	}()
+	r := s.r
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		// Acquire: the shared tail.
+		pos, n = r.prod.pos.Load(), 0
+		if s.byHead {
+			if pos-s.head+k > r.n || s.head > pos {
+				// Acquire, SYNC(head-release): the consumer's head, then the
+				// tail again: read in this order, head ≤ tail always.
+				head := r.cons.pos.Load()
+				pos = r.prod.pos.Load()
+				if head > pos {
+					return 0, 0, fmt.Errorf("%w: the head %d is past the tail %d", ErrCorrupt, head, pos)
+				}
+				s.head = head
+			}
+			if pos-s.head >= r.n {
+				return pos, 0, nil
+			}
+			n = min(k, s.head+r.n-pos)
+		} else {
+			for ; n < k; n++ {
+				// Acquire, SYNC(slot-release): pairs with the consumers'
+				// release store of seq = p+N.
+				if r.descs.At((pos+n)&r.mask).seq.Load() != pos+n {
+					break
+				}
+			}
+			if n == 0 {
+				// Acquire: why the slot is not free.
+				seq := r.descs.At(pos&r.mask).seq.Load() &^ (seqSkip | seqHeld)
+				if seq < pos {
+					return pos, 0, nil // it still holds the message of pos-N: full
+				}
+				// Another producer claimed pos; the tail must have moved.
+				// Acquire: the tail again.
+				if r.prod.pos.Load() == pos {
+					return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, seq)
+				}
+				continue
+			}
+		}
+		// Release, SYNC(claim): the claim is visible before the CAS that makes
+		// it ours, to recoverers (recoverProducerClaim, claimedByLive).
+		atomicx.StoreRelease(&s.line.claimLen, n)
+		atomicx.StoreRelease(&s.line.claim, pos+1)
+		named = true
+		// Seq-cst CAS: claims [pos, pos+n).
+		if r.prod.pos.CompareAndSwap(pos, pos+n) {
+			return pos, n, nil
+		}
+	}
+	return 0, 0, nil
+}
+
+func (s *multiSender) publish(pos, n uint64, bytes int) {
+	r := s.r
+	for i := uint64(0); i < n; i++ {
+		// Release, SYNC(slot-publish): pairs with the consumers' acquire
+		// load of seq; the slot's descriptor and payload are visible to them.
+		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
+	}
+	// Release, SYNC(claim): the claim is finished, after its commits.
+	atomicx.StoreRelease(&s.line.claim, 0)
+	s.msgs += n
+	s.bytes += uint64(bytes)
+	// Release: only monitors read the counters.
+	atomicx.StoreRelease(&s.line.msgs, s.msgs)
+	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	r.wake(consumerSide, uint32(min(n, 1<<31)))
+}
+
+func (s *multiSender) abort(pos uint64) {
+	r := s.r
+	// Release, SYNC(slot-publish): a skip mark, as recoverProducerClaim
+	// makes.
+	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, (pos+1)|seqSkip)
+	// Release, SYNC(claim): finished.
+	atomicx.StoreRelease(&s.line.claim, 0)
+	r.wake(consumerSide, 1)
+}

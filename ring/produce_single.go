@@ -1,0 +1,100 @@
+package ring
+
+import (
+	"fmt"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// singleSender is the discipline of the only producer of a ring (SPSC,
+// SPMC). It owns the tail: positions from tail on are its to fill, and
+// nobody else writes the tail. It publishes a slot with one release store
+// of its sequence word, then stores the tail for Stats and for a
+// successor, which finds any slot published after the last tail store by
+// looking (Ring.tailAfter).
+//
+// Whether a position is free depends on the consumers' discipline: one
+// consumer frees slots by moving the head, so the slot of p is free once
+// head > p-N, which the producer checks against a cached copy of the head
+// and reads the consumer's line only when the copy says full; several
+// consumers free each slot by storing its sequence word, so the slot of p
+// is free when seq == p.
+type singleSender struct {
+	r     *Ring
+	line  *roleLine
+	tail  uint64 // next position to fill; the ring's tail is a copy
+	head  uint64 // single consumer: the last head read, never ahead of the real one
+	byHead bool  // one consumer: free slots are told by the head
+	msgs  uint64 // messages published through our line
+	bytes uint64 // and their bytes
+}
+
+func newSingleSender(h *handle) (*singleSender, error) {
+	r := h.r
+	// Acquire: our predecessor's tail, then the slots it may have published
+	// after storing it.
+	tail, err := r.tailAfter(r.prod.pos.Load())
+	if err != nil {
+		return nil, err
+	}
+	// Release: the tail is ours; only Stats and a successor read it.
+	atomicx.StoreRelease(&r.prod.pos, tail)
+	s := &singleSender{r: r, line: h.line, tail: tail, byHead: !r.g.mode.multiConsumer()}
+	// Acquire: the line's cumulative counters, which we go on with.
+	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	if s.byHead {
+		// Acquire, SYNC(head-release), as in claim.
+		s.head = r.cons.pos.Load()
+	}
+	return s, nil
+}
+
+func (s *singleSender) claim(k uint64) (uint64, uint64, error) {
+	r, pos := s.r, s.tail
+	if s.byHead {
+		if pos-s.head+k > r.n {
+			// Acquire, SYNC(head-release): pairs with the consumer's release
+			// store of the head; its reads of the slots below it are done.
+			head := r.cons.pos.Load()
+			if head > pos || head < s.head {
+				return 0, 0, fmt.Errorf("%w: the head moved to %d, the tail is %d and the head was %d", ErrCorrupt, head, pos, s.head)
+			}
+			s.head = head
+		}
+		return pos, min(k, s.head+r.n-pos), nil
+	}
+	n := uint64(0)
+	for ; n < k; n++ {
+		// Acquire, SYNC(slot-release): pairs with the consumers' release
+		// store of seq = p+N; their reads of the slot are done.
+		seq := r.descs.At((pos + n) & r.mask).seq.Load()
+		if seq != pos+n {
+			if n == 0 && seq&^(seqSkip|seqHeld) > pos {
+				return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, ahead of its only producer", ErrCorrupt, pos, seq)
+			}
+			break
+		}
+	}
+	return pos, n, nil
+}
+
+func (s *singleSender) publish(pos, n uint64, bytes int) {
+	r := s.r
+	for i := uint64(0); i < n; i++ {
+		// Release, SYNC(slot-publish): pairs with the consumers' acquire
+		// load of seq; the slot's descriptor and payload are visible to them.
+		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
+	}
+	s.tail = pos + n
+	s.msgs += n
+	s.bytes += uint64(bytes)
+	// Release: only Stats and a successor read the tail and the counters.
+	atomicx.StoreRelease(&r.prod.pos, s.tail)
+	atomicx.StoreRelease(&s.line.msgs, s.msgs)
+	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	r.wake(consumerSide, uint32(min(n, 1<<31)))
+}
+
+// abort gives nothing back: the tail did not move, so the position is
+// filled by the next claim.
+func (s *singleSender) abort(uint64) {}

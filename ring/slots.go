@@ -1,0 +1,91 @@
+package ring
+
+import "fmt"
+
+// Slot contents. A producer fills a slot with plain stores before the
+// release store of its sequence word; a consumer reads it after the
+// acquire load that saw that store. Nothing here is atomic, and nothing
+// here trusts what it reads: a size or flag no producer could have written
+// is ErrCorrupt, and no slice ever reaches past the slot.
+
+// seqHeld marks, with many consumers, a slot that a consumer serving
+// another line's claim holds in place (Peek): seq is (p+1)|seqHeld until
+// Release stores p+N.
+const seqHeld = 1 << 62
+
+// writeSlot fills the slot of pos with a message: in the descriptor if it
+// fits there, else in the slot's part of the payload area. len(data) is at
+// most MaxMessage.
+func (r *Ring) writeSlot(pos uint64, typ int64, data []byte) {
+	i := pos & r.mask
+	d := r.descs.At(i)
+	d.typ = typ
+	d.size = uint32(len(data))
+	if len(data) <= InlineCap {
+		d.flags = descInline
+		copy(d.inline[:], data)
+		return
+	}
+	d.flags = 0
+	copy(r.payloadOf(i), data)
+}
+
+// setSlot records the type and size of a message written in place, in the
+// payload area (or, for a ring without one, in the descriptor), by a
+// Reserve.
+func (r *Ring) setSlot(pos uint64, typ int64, n int) {
+	d := r.descs.At(pos & r.mask)
+	d.typ, d.size = typ, uint32(n)
+	if r.slot == 0 {
+		d.flags = descInline
+	} else {
+		d.flags = 0
+	}
+}
+
+// reserveBuf returns the buffer a Reserve of pos fills: MaxMessage bytes of
+// the payload area, or of the descriptor for a ring whose messages all fit
+// there.
+func (r *Ring) reserveBuf(pos uint64) []byte {
+	i := pos & r.mask
+	if r.slot == 0 {
+		d := r.descs.At(i)
+		return d.inline[:r.g.maxMessage:r.g.maxMessage]
+	}
+	return r.payloadOf(i)[:r.g.maxMessage:r.g.maxMessage]
+}
+
+// payloadOf returns slot i's part of the payload area.
+func (r *Ring) payloadOf(i uint64) []byte {
+	off := int(i) * r.slot
+	return r.payload[off : off+r.slot : off+r.slot]
+}
+
+// message returns the type and bytes of the message in the slot of pos,
+// in place. It fails with ErrCorrupt if the descriptor holds a size or
+// flags no producer writes.
+func (r *Ring) message(pos uint64) (int64, []byte, error) {
+	i := pos & r.mask
+	d := r.descs.At(i)
+	size, flags := int(d.size), d.flags
+	switch {
+	case size > r.g.maxMessage || flags&^descInline != 0:
+		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes with flags %#x, the ring's messages have at most %d",
+			ErrCorrupt, i, size, flags, r.g.maxMessage)
+	case flags&descInline != 0:
+		if size > InlineCap {
+			return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes in its descriptor, which has room for %d", ErrCorrupt, i, size, InlineCap)
+		}
+		return d.typ, d.inline[:size:size], nil
+	case size > r.slot:
+		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes, slots have %d", ErrCorrupt, i, size, r.slot)
+	}
+	return d.typ, r.payloadOf(i)[:size:size], nil
+}
+
+// size returns the size of the message in the slot of pos, as message
+// would see it.
+func (r *Ring) size(pos uint64) (int, error) {
+	_, b, err := r.message(pos)
+	return len(b), err
+}

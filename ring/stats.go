@@ -1,0 +1,69 @@
+package ring
+
+// Stats is a snapshot of a ring's counters, cheap to take from any process.
+// The counters are read one by one while the ring runs, so each is exact
+// but they are not mutually consistent. Every counter is cumulative over
+// the ring's life (across role holders), so rates come from the
+// difference of two samples.
+type Stats struct {
+	Capacity       int    // slots
+	Sent           uint64 // positions claimed by producers (includes messages being written, and skipped slots)
+	Received       uint64 // positions claimed by consumers
+	Depth          int    // Sent - Received: messages in the ring
+	SentBytes      uint64 // payload bytes published
+	ReceivedBytes  uint64 // payload bytes delivered
+	Producers      int    // producer roles held (by live or, until found, dead processes)
+	Consumers      int    // consumer roles held, likewise
+	ConsumerSleeps uint64 // times a consumer slept on its semaphore
+	ProducerSleeps uint64 // times a producer slept on its semaphore
+	Wakeups        uint64 // semaphore posts made to wake sleepers
+	Recovered      uint64 // slots skipped because their producer died before committing
+	Redelivered    uint64 // messages delivered again because their consumer died looking at them
+	Reaped         uint64 // role lines of dead holders found and cleaned up
+}
+
+// SemOps returns the semaphore operations the counters record: sleeps plus
+// wake-ups. Divided by messages it says how often a message cost a system
+// call.
+func (s Stats) SemOps() uint64 { return s.ConsumerSleeps + s.ProducerSleeps + s.Wakeups }
+
+// Stats returns the ring's counters. It makes no system call. After Close
+// it returns zero Stats.
+func (r *Ring) Stats() Stats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return Stats{}
+	}
+	// Relaxed would do for every load below: counters that only grow, and
+	// role statuses, read for display; no order between them is promised.
+	sent, recv := r.prod.pos.Load(), r.cons.pos.Load()
+	s := Stats{
+		Capacity: r.g.slots, Sent: sent, Received: recv,
+		ConsumerSleeps: r.ctrl.consumerSleeps.Load(),
+		ProducerSleeps: r.ctrl.producerSleeps.Load(),
+		Wakeups:        r.ctrl.wakeups.Load(),
+		Recovered:      r.ctrl.recovered.Load(),
+		Redelivered:    r.ctrl.redelivered.Load(),
+		Reaped:         r.ctrl.reaped.Load(),
+	}
+	if sent > recv {
+		s.Depth = int(min(sent-recv, r.n))
+	}
+	for i := 0; i < r.g.roles(); i++ {
+		e := r.roles.At(uint64(i))
+		held := status(e.state.Load()) == roleActive
+		if i < r.g.maxProducers {
+			s.SentBytes += e.bytes.Load()
+			if held {
+				s.Producers++
+			}
+		} else {
+			s.ReceivedBytes += e.bytes.Load()
+			if held {
+				s.Consumers++
+			}
+		}
+	}
+	return s
+}

@@ -1,0 +1,236 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"math/bits"
+	"sync/atomic"
+	"time"
+
+	"github.com/shmring/shmring/internal/atomicx"
+	"github.com/shmring/shmring/semaphore"
+)
+
+// The wake-up protocol. Each role line has a wake-up semaphore of its own
+// and a bit in its side's sleep line. A handle about to sleep sets its bit
+// and orders that before its last look at the ring; a publisher stores its
+// publication and then reads the sleep line; a bit it finds it clears, and
+// for each bit it cleared it posts that line's semaphore once:
+//
+//	sleeper                              publisher
+//	bit |= mine    (seq-cst CAS)         slot.seq = p+1   (release)
+//	membarrier, or nothing (see below)   fence, or nothing (see below)
+//	look at the ring                     mask != 0 ?      (load)
+//	wait on my semaphore                 → clear bit (CAS), post its semaphore
+//
+// This is a store-then-load on each side (Dekker): each side's store must
+// be ordered before its load. The sleeper's CAS orders its own. The
+// publisher's store-load order is bought either by the sleeper, with
+// membarrier(2), which runs a barrier on the publishers' CPUs and costs
+// only the sleeper (it is about to sleep anyway), or by the publisher, with
+// a fence on every publication. Which one is an agreement recorded in the
+// ring per side: once a process whose sleepers cannot or will not run
+// membarrier takes a role of that side, it sets sleepFenced there, and
+// every publisher to that side fences from then on. Until the agreement is
+// old enough for every publication that started before it to have
+// finished (fenceSettle), such a sleeper sleeps in short slices.
+//
+// Units are accounted per line: a unit in a line's semaphore was posted by
+// a waker that cleared that line's bit, or by the kernel for a peer's
+// death (see Ring.arm), or by this process to interrupt its own sleep. A
+// sleeper that wakes and finds its bit cleared was woken by a publication;
+// one that finds its bit still set was woken by a death or an interrupt,
+// and checks its peers. A sleeper that leaves without waiting while a
+// waker has cleared its bit takes the unit that waker owes it. So no unit
+// is lost and none piles up, and a unit left by a dead sleeper in its
+// line's semaphore is drained by the line's next holder.
+
+// fenceSettle is how long after sleepFenced is set a sleeper of that side
+// that does not run membarrier sleeps only in slices of settleSlice:
+// publications that read the flag before it was set have long finished by
+// then.
+const (
+	fenceSettle = 50 * time.Millisecond
+	settleSlice = time.Millisecond
+)
+
+// absorbWait bounds the wait for the unit that a waker which has cleared a
+// leaving sleeper's bit is about to post; it only matters if the waker died
+// between the two.
+const absorbWait = 10 * time.Millisecond
+
+// words returns the sleep mask words in use for side s.
+func (r *Ring) words(s side) int {
+	_, count := r.lines(s)
+	return (count + 63) / 64
+}
+
+// wake is the publisher's half of the protocol, called after publishing k
+// messages (or freeing k slots) for side s, whose sleepers it wakes: up to
+// k of them. It is small enough to inline: the busy path is two loads of a
+// line that stays in the publisher's cache and one branch.
+func (r *Ring) wake(s side, k uint32) {
+	sl := r.sleep[s]
+	// Acquire, SYNC(fence-agreement): pairs with the CAS of flags in
+	// agreeFor; read after the publication, so that a publication that
+	// misses the flag is older than the flag.
+	if r.light && sl.flags.Load() == 0 && sl.masks[0].Load() == 0 && r.oneWord[s] {
+		// Seq-cst load above, SYNC(dekker): pairs with the CAS of the
+		// sleeper's bit in announce, ordered for us by its membarrier.
+		return
+	}
+	r.wakeFenced(s, k)
+}
+
+// wakeFenced is wake for a publication that must fence, or that found a
+// sleeper.
+func (r *Ring) wakeFenced(s side, k uint32) {
+	sl := r.sleep[s]
+	// Acquire, SYNC(fence-agreement), as in wake.
+	if !r.light || sl.flags.Load() != 0 {
+		// SYNC(dekker): our publication before our loads of the masks.
+		atomicx.Fence()
+	}
+	for w := 0; w < r.words(s) && k > 0; w++ {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
+		for m := sl.masks[w].Load(); m != 0 && k > 0; m &= m - 1 {
+			if r.wakeLine(s, 64*w+bits.TrailingZeros64(m)) {
+				k--
+			}
+		}
+	}
+}
+
+// wakeAll wakes every sleeper of side s: for a close, or a verdict that
+// they must see.
+func (r *Ring) wakeAll(s side) {
+	atomicx.Fence() // SYNC(dekker): whatever we published before the loads
+	sl := r.sleep[s]
+	for w := 0; w < r.words(s); w++ {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
+		for m := sl.masks[w].Load(); m != 0; m &= m - 1 {
+			r.wakeLine(s, 64*w+bits.TrailingZeros64(m))
+		}
+	}
+}
+
+// wakeLine wakes the sleeper of line local of side s, if its bit is set:
+// it clears the bit and posts the line's semaphore. It reports whether it
+// did.
+func (r *Ring) wakeLine(s side, local int) bool {
+	if !clearBit(&r.sleep[s].masks[local/64], uint64(1)<<(local%64)) {
+		return false
+	}
+	first, _ := r.lines(s)
+	err := r.sems.Post(semWakes(r.g.roles()) + first + local)
+	switch {
+	case err == nil:
+		r.ctrl.wakeups.Add(1) // relaxed would do: a statistics counter
+	case errors.Is(err, semaphore.ErrRange):
+		// The line's semaphore is at its maximum: its sleeper has units
+		// to wake with, so no wake-up is lost. (Only stray units, left by
+		// many deaths on a line nobody took, can fill it.)
+	default:
+		// The set was removed, and every sleeper wakes with ErrRemoved.
+	}
+	return true
+}
+
+// setBit sets bit in *w and reports whether it was clear. It is a CAS even
+// when the bit is set already, so that it is always a seq-cst write.
+func setBit(w *atomic.Uint64, bit uint64) bool {
+	for {
+		// Seq-cst load and CAS, SYNC(dekker): the sleeper's store.
+		old := w.Load()
+		if w.CompareAndSwap(old, old|bit) {
+			return old&bit == 0
+		}
+	}
+}
+
+// clearBit clears bit in *w and reports whether it was set: whoever clears
+// a sleeper's bit owes it one unit.
+func clearBit(w *atomic.Uint64, bit uint64) bool {
+	for {
+		// Seq-cst load and CAS, SYNC(dekker): takes the sleeper's
+		// announcement.
+		old := w.Load()
+		if old&bit == 0 {
+			return false
+		}
+		if w.CompareAndSwap(old, old&^bit) {
+			return true
+		}
+	}
+}
+
+// announce sets h's bit, ordered before the look at the ring that follows.
+func (h *handle) announce() {
+	r := h.r
+	setBit(&r.sleep[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
+	if r.needsBarrier(h.side) {
+		// Heavy half of SYNC(dekker): orders the publishers' stores before
+		// their loads of the mask, on their CPUs.
+		atomicx.Barrier()
+	}
+}
+
+// needsBarrier reports whether a sleeper of side s must run membarrier:
+// unless the side's publishers fence, and have fenced for long enough.
+func (r *Ring) needsBarrier(s side) bool {
+	sl := r.sleep[s]
+	// Acquire, SYNC(fence-agreement): the flag and its time, set in
+	// agreeFor.
+	return sl.flags.Load()&sleepFenced == 0 || time.Now().UnixNano()-sl.fenced.Load() < int64(fenceSettle)
+}
+
+// settling reports whether a sleeper of side s, in a process that cannot
+// run membarrier, must sleep in slices: the agreement is still young.
+func (r *Ring) settling(s side) bool {
+	// Acquire, SYNC(fence-agreement), as in needsBarrier.
+	return !r.light && time.Now().UnixNano()-r.sleep[s].fenced.Load() < int64(fenceSettle)
+}
+
+// withdraw clears h's bit, when it leaves without having been woken, and
+// reports whether a waker had cleared it first: then a unit is on its way,
+// and the caller takes it (absorb).
+func (h *handle) withdraw() (taken bool) {
+	return !clearBit(&h.r.sleep[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
+}
+
+// absorb takes the unit that a waker owes h, so that it does not wake h's
+// next sleep for nothing.
+func (h *handle) absorb() {
+	num := h.wakeNum()
+	if h.r.sems.TryWait(num) == nil {
+		return
+	}
+	_ = h.r.sems.WaitTimeout(num, absorbWait)
+}
+
+func (h *handle) wakeNum() int { return semWakes(h.r.g.roles()) + h.idx }
+
+// resetWake prepares a line just taken for sleeping: a bit left set by a
+// holder that died asleep is cleared, and units left in its semaphore (by
+// wakers of the dead sleeper, or by deaths posted while nobody held the
+// line) are drained. We hold the line's lock, so nobody sleeps on it.
+func (h *handle) resetWake() error {
+	h.withdraw()
+	v, err := h.r.sems.Value(h.wakeNum())
+	if err != nil {
+		return h.r.semError(err)
+	}
+	if v > 0 {
+		err := h.r.sems.Do(context.Background(), semaphore.Op{Num: uint16(h.wakeNum()), Delta: int16(-min(v, semaphore.MaxValue)), Flags: semaphore.NoWait})
+		if err != nil && !errors.Is(err, semaphore.ErrWouldBlock) {
+			return h.r.semError(err)
+		}
+	}
+	return nil
+}
+
+// interrupt wakes h if it sleeps, from another goroutine of this process:
+// for Close and for a cancelled context.
+func (h *handle) interrupt() {
+	h.r.wakeLine(h.side, h.local)
+}
