@@ -27,14 +27,14 @@ type multiReceiver struct {
 	r   *Ring
 	own *roleLine
 
-	src       *roleLine // the line whose claim we serve: own, or one whose lock we hold
-	srcIdx    int
-	at, end   uint64 // positions [at, end) of that claim not yet finished
-	checked   bool   // the claim came from another process: check each position
-	headAt    uint64 // checked: the head when we took the claim over
-	live      []span // checked: the claims of live consumers then
-	flagPos   uint64 // checked: position+1 its dead holder was looking at in place
-	curSeq    uint64 // the sequence word front saw for next
+	src     *roleLine // the line whose claim we serve: own, or one whose lock we hold
+	srcIdx  int
+	at, end uint64 // positions [at, end) of that claim not yet finished
+	checked bool   // the claim came from another process: check each position
+	headAt  uint64 // checked: the head when we took the claim over
+	live    []span // checked: the claims of live consumers then
+	flagPos uint64 // checked: position+1 its dead holder was looking at in place
+	curSeq  uint64 // the sequence word front saw for next
 
 	named     bool   // our own line names a claim (or an intent) we must clear
 	peekSet   bool   // the line we serve names a position we look at
@@ -261,7 +261,7 @@ func (m *multiReceiver) take(pos uint64) bool {
 func (m *multiReceiver) hold(pos uint64) bool {
 	if m.checked && m.curSeq&seqHeld == 0 {
 		// Seq-cst CAS: the position is ours alone while we look at it.
-		if !m.r.descs.At(pos & m.r.mask).seq.CompareAndSwap(m.curSeq, m.curSeq|seqHeld) {
+		if !m.r.descs.At(pos&m.r.mask).seq.CompareAndSwap(m.curSeq, m.curSeq|seqHeld) {
 			m.at++
 			return false
 		}

@@ -20,13 +20,13 @@ import (
 // consumers free each slot by storing its sequence word, so the slot of p
 // is free when seq == p.
 type singleSender struct {
-	r     *Ring
-	line  *roleLine
-	tail  uint64 // next position to fill; the ring's tail is a copy
-	head  uint64 // single consumer: the last head read, never ahead of the real one
-	byHead bool  // one consumer: free slots are told by the head
-	msgs  uint64 // messages published through our line
-	bytes uint64 // and their bytes
+	r      *Ring
+	line   *roleLine
+	tail   uint64 // next position to fill; the ring's tail is a copy
+	head   uint64 // single consumer: the last head read, never ahead of the real one
+	byHead bool   // one consumer: free slots are told by the head
+	msgs   uint64 // messages published through our line
+	bytes  uint64 // and their bytes
 }
 
 func newSingleSender(h *handle) (*singleSender, error) {

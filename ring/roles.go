@@ -66,8 +66,8 @@ type handle struct {
 	state uint64    // the line's state while we hold it
 	g     guard
 
-	armed  []uint16 // wake-up semaphores the kernel posts if we die
-	scan   scanBuf  // scratch of peer scans
+	armed []uint16 // wake-up semaphores the kernel posts if we die
+	scan  scanBuf  // scratch of peer scans
 	// The discipline's parts: cleaning up after dead peers in a scan
 	// (recoverPeers), and its share of Close (closer), which reports
 	// whether a zero-copy slice was out.
