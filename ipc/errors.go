@@ -3,6 +3,7 @@ package ipc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,9 +50,9 @@ func NewError(object, op string, key Key, id int, err error) error {
 }
 
 // NewGoneError is [NewError] for a call by id that the kernel refused with
-// EINVAL although every other argument was valid: the id no longer names an
-// object, because it was removed. The error matches [ErrRemoved] as well as
-// the errno.
+// EINVAL although every other argument was valid: the id names no object,
+// because it was removed or never existed (the kernel does not say which).
+// The error matches [ErrRemoved] and fs.ErrNotExist as well as the errno.
 func NewGoneError(object, op string, key Key, id int, err error) error {
 	if err == nil {
 		return nil
@@ -76,6 +77,8 @@ func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrRemoved:
 		return e.gone || errors.Is(e.Err, unix.EIDRM)
+	case fs.ErrNotExist:
+		return e.gone
 	case ErrLimit:
 		return errors.Is(e.Err, unix.ENOSPC)
 	}

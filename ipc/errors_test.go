@@ -38,7 +38,7 @@ func TestErrorIs(t *testing.T) {
 		{unix.ENOSPC, false, []error{ErrLimit}},
 		{unix.EINVAL, false, nil},
 		{unix.ENOMEM, false, nil},
-		{unix.EINVAL, true, []error{ErrRemoved}},
+		{unix.EINVAL, true, []error{ErrRemoved, fs.ErrNotExist}},
 	} {
 		var err error
 		if tc.gone {

@@ -33,6 +33,7 @@ package ring
 //     its death (SEM_UNDO), so a death wakes the sleepers it concerns.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -170,6 +171,10 @@ func build(seg *segment.Segment, key ipc.Key, g geometry, perm fs.FileMode, w Wa
 	if err != nil {
 		return nil, err
 	}
+	// The magic and version first: from here on, a creator that dies
+	// leaves a segment that RemoveKey and Open know for a ring's.
+	copy(m.Bytes(), magic[:])
+	binary.LittleEndian.PutUint32(m.Bytes()[offVersion:], layoutVersion)
 	sems, err := newSet(key, seg.ID(), semCount(g.roles()), perm)
 	if err != nil {
 		return nil, errors.Join(err, m.Detach())
@@ -332,15 +337,15 @@ func openMemory(mem []byte, opts *OpenOptions, segID int, owner *ipc.Perm, creat
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	if !atomicx.Aligned(mem) {
+		return nil, fmt.Errorf("%w: memory is not line-aligned", ErrInvalid)
+	}
 	if err := waitReady(mem, timeout, creator); err != nil {
 		return nil, err
 	}
 	g, err := validateHeader(mem)
 	if err != nil {
 		return nil, err
-	}
-	if !atomicx.Aligned(mem) {
-		return nil, fmt.Errorf("%w: memory is not line-aligned", ErrInvalid)
 	}
 	r, err := newRing(mem, nil, g, opts.Wait)
 	if err != nil {
@@ -387,10 +392,14 @@ func waitReady(mem []byte, timeout time.Duration, creator ipc.Process) error {
 			return fmt.Errorf("%w: layout version %d, this package reads %d", ErrVersion, v, layoutVersion)
 		case state == stateReady:
 			return nil
-		case !creator.Alive():
+		case !creator.Alive() && isRing:
 			return fmt.Errorf("%w: its creator (pid %d) exited before publishing the header", ErrNotReady, creator.PID)
-		case time.Now().After(deadline):
+		case !creator.Alive():
+			return fmt.Errorf("%w: the segment is all zero and its creator (pid %d) has exited", ErrNotRing, creator.PID)
+		case time.Now().After(deadline) && isRing:
 			return fmt.Errorf("%w within %v", ErrNotReady, timeout)
+		case time.Now().After(deadline):
+			return fmt.Errorf("%w: no header was published within %v", ErrNotRing, timeout)
 		}
 		// Bounded polling: the semaphore set's id is in the header we are
 		// waiting for, so there is nothing to sleep on yet.
@@ -550,16 +559,21 @@ func RemoveKey(key ipc.Key) error {
 	defer m.Detach()
 	mem := m.Bytes()
 	v, isRing := versionOf(mem)
-	if !isRing {
+	if !isRing && !(allZero(mem[:min(len(mem), headerSize)]) && keyedSetOf(key, seg) != nil) {
 		return fmt.Errorf("ring: remove %v: %w: segment %d has no ring's magic", key, ErrNotRing, seg.ID())
 	}
 	var errs []error
+	var sems *semaphore.Set
 	if v == layoutVersion {
-		if sems, err := setOf(mem, seg); err == nil {
-			errs = append(errs, ignoreRemoved(sems.Remove()))
-		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ipc.ErrRemoved) {
-			errs = append(errs, err)
-		}
+		sems, _ = setOf(mem, seg)
+	}
+	if sems == nil {
+		// A header that names no set of its own (forged, or of another
+		// version): the set under the key, if it records this segment.
+		sems = keyedSetOf(key, seg)
+	}
+	if sems != nil {
+		errs = append(errs, ignoreRemoved(sems.Remove()))
 	}
 	errs = append(errs, ignoreRemoved(seg.Remove()))
 	if err := errors.Join(errs...); err != nil {
@@ -595,6 +609,32 @@ func setOf(mem []byte, seg *segment.Segment) (*semaphore.Set, error) {
 		return nil, err
 	}
 	return sems, nil
+}
+
+// keyedSetOf returns the semaphore set under key if it is a ring's set
+// that records seg as its segment and has seg's owner and creator, and nil
+// otherwise.
+func keyedSetOf(key ipc.Key, seg *segment.Segment) *semaphore.Set {
+	if key == ipc.Private {
+		return nil
+	}
+	sems, err := semaphore.Open(key)
+	if err != nil {
+		return nil
+	}
+	si, err1 := seg.Stat()
+	mi, err2 := sems.Stat()
+	if err1 != nil || err2 != nil || mi.UID != si.Perm.UID || mi.CUID != si.Perm.CUID {
+		return nil
+	}
+	v := make([]uint16, mi.Count)
+	if sems.Values(v) != nil {
+		return nil
+	}
+	if id, ok := recordedSegment(v); !ok || id != seg.ID() {
+		return nil
+	}
+	return sems
 }
 
 // removeStaleSet removes the semaphore set left under key by a ring whose

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmring/shmring/internal/atomicx"
@@ -74,8 +75,9 @@ type handle struct {
 	recoverPeers func(views []lineView) (progress bool, err error)
 	closer       func() (zeroCopyOut bool)
 
-	handback  bool      // closing with messages left on a line for another consumer
-	lastCheck time.Time // last full peer check
+	handback  bool          // closing with messages left on a line for another consumer
+	cancelled atomic.Uint32 // a context's wake-up has finished (see sleep)
+	lastCheck time.Time     // last full peer check
 	closeOnce sync.Once
 	closeErr  error
 }

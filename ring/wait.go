@@ -80,9 +80,16 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 	r := h.r
 	var stopCancel func() bool
 	defer func() {
-		if stopCancel != nil {
-			stopCancel()
+		// A cancel that has started wakes us with the ring's memory: let it
+		// finish before the call returns, and Close can unmap.
+		if stopCancel != nil && !stopCancel() {
+			// Acquire, SYNC(cancel-done): pairs with the store in cancelWake.
+			for h.cancelled.Load() == 0 {
+				runtime.Gosched()
+			}
 		}
+		// Relaxed would do: only this goroutine reads it next.
+		h.cancelled.Store(0)
 	}()
 	// scan: a unit came from no publisher, so a peer may have died.
 	// scanned: a scan since the last wake-up found no verdict (a peer's
@@ -114,7 +121,7 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 			return settle(err, try)
 		}
 		if stopCancel == nil && ctx.Done() != nil {
-			stopCancel = context.AfterFunc(ctx, h.interrupt)
+			stopCancel = context.AfterFunc(ctx, h.cancelWake)
 		}
 		h.countSleep()
 		err = r.sems.WaitTimeout(h.wakeNum(), h.sleepFor(ctx))
@@ -186,12 +193,13 @@ func settle(err error, try func() bool) error {
 // errNeedScan where only the peers' locks can tell whether one has died.
 func (h *handle) check(ctx context.Context) error {
 	r := h.r
-	if h.g.closed() {
-		return os.ErrClosed
-	}
-	// Acquire: the removal flag; nothing is ordered by it.
+	// Acquire: the removal flag; nothing is ordered by it. (Before the
+	// close: Remove sets it, then closes.)
 	if r.ctrl.flags.Load()&flagRemoved != 0 {
 		return ErrRemoved
+	}
+	if h.g.closed() {
+		return os.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -246,4 +254,12 @@ func (h *handle) stuck() bool {
 	}
 	progress, _ := h.recoverPeers(views)
 	return progress
+}
+
+// cancelWake is what a cancelled context does to a sleeping handle: wake
+// it, and say so when done.
+func (h *handle) cancelWake() {
+	h.interrupt()
+	// Release, SYNC(cancel-done): pairs with the load in sleep.
+	h.cancelled.Store(1)
 }

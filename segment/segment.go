@@ -218,8 +218,9 @@ func Open(key ipc.Key) (*Segment, error) {
 // returned by [Segment.ID] in another process. It checks that the id names
 // a segment (IPC_STAT) and learns its key; if the caller may not read the
 // segment's status, the key is taken from /proc/sysvipc/shm instead. An id
-// that names no segment is an error matching [ipc.ErrRemoved]; a negative
-// one matches unix.EINVAL.
+// that names no segment is an error matching fs.ErrNotExist and
+// [ipc.ErrRemoved] (the kernel cannot tell an id that never existed from
+// one that was removed); a negative one matches unix.EINVAL.
 //
 // The key of a segment that was removed while still attached is
 // [ipc.Private], as the kernel reports it.
@@ -261,7 +262,7 @@ func (s *Segment) Key() ipc.Key { return s.key }
 // the error matches [ipc.ErrRemoved].
 func (s *Segment) error(op string, errno error) error {
 	if errors.Is(errno, unix.EINVAL) && s.gone() {
-		why := &explained{"the id names no segment; it was removed", nil, errno}
+		why := &explained{"no segment has this id (it never existed, or was removed)", nil, errno}
 		return ipc.NewGoneError("segment", op, s.key, s.id, why)
 	}
 	return ipc.NewError("segment", op, s.key, s.id, errno)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,6 +151,47 @@ func Command(t testing.TB, name string, env ...string) *exec.Cmd {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), HelperEnv+"="+name), env...)
 	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// OtherUID is the user id that [CommandAs] runs helpers under: nobody.
+const OtherUID = 65534
+
+// CommandAs is [Command] for a helper that runs as user and group
+// [OtherUID], to play another user against the objects of this one. It
+// skips the test when the caller is not root. The test binary is copied to
+// a directory the other user may enter, since the build directory is the
+// caller's own.
+func CommandAs(t testing.TB, name string, env ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a helper under another uid")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "shmring-other-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyExe := filepath.Join(dir, filepath.Base(exe))
+	if err := os.WriteFile(copyExe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(copyExe, "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), HelperEnv+"="+name), env...)
+	cmd.Stderr = os.Stderr
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: OtherUID, Gid: OtherUID}}
 	return cmd
 }
 
