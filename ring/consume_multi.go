@@ -131,26 +131,28 @@ func (m *multiReceiver) claimHead(k uint64) (claimed, empty bool, err error) {
 	r := m.r
 	// Acquire: the head, then the slots after it.
 	pos, n := r.cons.pos.Load(), uint64(0)
+	var first uint64 // the sequence word of pos, as the count saw it
 	for ; n < k; n++ {
 		// Acquire, SYNC(slot-publish): pairs with the producers' release
 		// store of seq; published, or skipped.
 		seq := r.descs.At((pos + n) & r.mask).seq.Load()
+		if n == 0 {
+			first = seq
+		}
 		if seq != pos+n+1 && seq != (pos+n+1)|seqSkip {
 			break
 		}
 	}
 	if n == 0 {
-		// Acquire: why the slot is not published.
-		seq := r.descs.At(pos&r.mask).seq.Load() &^ (seqSkip | seqHeld)
-		if seq <= pos {
+		if first&^(seqSkip|seqHeld) <= pos {
 			m.clearIntent()
-			return false, true, nil
+			return false, true, nil // not published yet
 		}
-		// Another consumer claimed pos; the head must have moved.
-		// Acquire: the head again.
+		// Another consumer claimed pos, by moving the head before it
+		// finished the slot. Acquire: the head again, after the slot.
 		if r.cons.pos.Load() == pos {
 			m.clearIntent()
-			return false, false, fmt.Errorf("%w: slot of position %d has sequence %#x, and the head has not passed it", ErrCorrupt, pos, seq)
+			return false, false, fmt.Errorf("%w: slot of position %d has sequence %#x, and the head has not passed it", ErrCorrupt, pos, first)
 		}
 		return false, false, nil
 	}

@@ -75,23 +75,26 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 			}
 			n = min(k, s.head+r.n-pos)
 		} else {
+			var first uint64 // the sequence word of pos, as the count saw it
 			for ; n < k; n++ {
 				// Acquire, SYNC(slot-release): pairs with the consumers'
 				// release store of seq = p+N.
-				if r.descs.At((pos+n)&r.mask).seq.Load() != pos+n {
+				seq := r.descs.At((pos + n) & r.mask).seq.Load()
+				if n == 0 {
+					first = seq
+				}
+				if seq != pos+n {
 					break
 				}
 			}
 			if n == 0 {
-				// Acquire: why the slot is not free.
-				seq := r.descs.At(pos&r.mask).seq.Load() &^ (seqSkip | seqHeld)
-				if seq < pos {
+				if first&^(seqSkip|seqHeld) < pos {
 					return pos, 0, nil // it still holds the message of pos-N: full
 				}
-				// Another producer claimed pos; the tail must have moved.
-				// Acquire: the tail again.
+				// Another producer claimed pos, by moving the tail before
+				// writing the slot. Acquire: the tail again, after the slot.
 				if r.prod.pos.Load() == pos {
-					return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, seq)
+					return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, first)
 				}
 				continue
 			}
