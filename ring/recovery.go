@@ -126,6 +126,10 @@ func (r *Ring) claimedByLive(views []lineView, s side, pos uint64, skip int) boo
 	return false
 }
 
+// strayLimit is how many units may sit in the wake-up semaphore of a line
+// that nobody holds before a scan drains them.
+const strayLimit = 16
+
 // reapDead cleans up after the dead holders a scan found: each line of a
 // dead holder that is still marked active is marked dead, so that checks
 // made from the states alone see the death, and a consumer recovers the
@@ -138,6 +142,14 @@ func (h *handle) reapDead(views []lineView) (progress bool, err error) {
 	reaped := false
 	for i := range views {
 		v := views[i]
+		if i != h.idx && !v.locked && status(v.state) != roleActive && h.scan.vals[semWakes(r.g.roles())+i] > strayLimit {
+			// Deaths post every line of a side, held or not: drain a line
+			// nobody holds before its units pile up.
+			if r.lock(i) == nil {
+				r.drain(semWakes(r.g.roles()) + i)
+				r.unlock(i)
+			}
+		}
 		if i == h.idx || !v.dead() {
 			continue
 		}

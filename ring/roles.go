@@ -208,7 +208,7 @@ func (h *handle) takeLine(i int, recover func(h *handle, prev uint64) error) (bo
 	e.since.Store(time.Now().UnixNano())
 	// Acquire: the state as recover left it.
 	h.state = next(e.state.Load(), roleActive)
-	// Release, SYNC(role-active): pairs with the acquire loads of state in
+	// Release, SYNC(role-state): pairs with the acquire loads of state in
 	// scans; pid and start are visible with the new status.
 	atomicx.StoreRelease(&e.state, h.state)
 	step("take:active")
@@ -221,7 +221,7 @@ func (h *handle) takeLine(i int, recover func(h *handle, prev uint64) error) (bo
 // consumer to take).
 func (h *handle) release() error {
 	e := h.line
-	// Release, SYNC(role-closed): pairs with the acquire loads of state in
+	// Release, SYNC(role-state): pairs with the acquire loads of state in
 	// scans and verdicts; everything this handle published is visible to a
 	// peer that sees it closed.
 	atomicx.StoreRelease(&e.state, next(h.state, roleClosed))
@@ -396,7 +396,7 @@ func (h *handle) scanLines() ([]lineView, error) {
 	views := h.scan.views
 	for i := range views {
 		e := r.roles.At(uint64(i))
-		// Acquire, SYNC(role-active): pairs with the release stores of state
+		// Acquire, SYNC(role-state): pairs with the release stores of state
 		// in takeLine and release; the claim read after it is at least as
 		// new.
 		views[i].state = e.state.Load()
@@ -442,8 +442,9 @@ func (r *Ring) count(s side, views []lineView) peers {
 			}
 			continue
 		}
-		// Acquire: a line's status, for a verdict made without the
-		// semaphore values.
+		// Acquire, SYNC(role-state): a line's status, for a verdict made
+		// without the semaphore values; what a closed peer published before
+		// closing is visible after it.
 		switch status(r.roles.At(uint64(i)).state.Load()) {
 		case roleActive:
 			p.live++

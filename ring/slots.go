@@ -69,6 +69,8 @@ func (r *Ring) message(pos uint64) (int64, []byte, error) {
 	d := r.descs.At(i)
 	size, flags := int(d.size), d.flags
 	switch {
+	case d.typ <= 0:
+		return 0, nil, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, d.typ)
 	case size > r.g.maxMessage || flags&^descInline != 0:
 		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes with flags %#x, the ring's messages have at most %d",
 			ErrCorrupt, i, size, flags, r.g.maxMessage)

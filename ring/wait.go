@@ -110,6 +110,12 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 			// Withdraw first: a scan may wake sleepers, and we are not one
 			// while we look.
 			h.leave()
+			if scan {
+				// Not announced, so no waker owes us a unit: whatever is
+				// in our semaphore came from deaths, one scan serves them
+				// all.
+				r.drain(h.wakeNum())
+			}
 			scan, scanned = false, true
 			if _, err := h.scanCheck(); err != nil {
 				return settle(err, try)

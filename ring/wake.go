@@ -65,6 +65,16 @@ func (r *Ring) words(s side) int {
 	return (count + 63) / 64
 }
 
+// lineBits returns the bits of sleep mask word w that stand for lines of
+// side s.
+func (r *Ring) lineBits(s side, w int) uint64 {
+	_, count := r.lines(s)
+	if n := count - 64*w; n < 64 {
+		return 1<<n - 1
+	}
+	return ^uint64(0)
+}
+
 // wake is the publisher's half of the protocol, called after publishing k
 // messages (or freeing k slots) for side s, whose sleepers it wakes: up to
 // k of them. It is small enough to inline: the busy path is two loads of a
@@ -92,8 +102,9 @@ func (r *Ring) wakeFenced(s side, k uint32) {
 		atomicx.Fence()
 	}
 	for w := 0; w < r.words(s) && k > 0; w++ {
-		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
-		for m := sl.masks[w].Load(); m != 0 && k > 0; m &= m - 1 {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce. Bits
+		// beyond the side's lines are a scribbler's: ignored.
+		for m := sl.masks[w].Load() & r.lineBits(s, w); m != 0 && k > 0; m &= m - 1 {
 			if r.wakeLine(s, 64*w+bits.TrailingZeros64(m)) {
 				k--
 			}
@@ -108,7 +119,7 @@ func (r *Ring) wakeAll(s side) {
 	sl := r.sleep[s]
 	for w := 0; w < r.words(s); w++ {
 		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
-		for m := sl.masks[w].Load(); m != 0; m &= m - 1 {
+		for m := sl.masks[w].Load() & r.lineBits(s, w); m != 0; m &= m - 1 {
 			r.wakeLine(s, 64*w+bits.TrailingZeros64(m))
 		}
 	}
@@ -210,21 +221,29 @@ func (h *handle) absorb() {
 
 func (h *handle) wakeNum() int { return semWakes(h.r.g.roles()) + h.idx }
 
+// drain takes every unit left in semaphore num; the caller knows that no
+// waker owes one to a sleeper there (it holds the line, and is not
+// announced).
+func (r *Ring) drain(num int) error {
+	v, err := r.sems.Value(num)
+	if err != nil || v == 0 {
+		return err
+	}
+	err = r.sems.Do(context.Background(), semaphore.Op{Num: uint16(num), Delta: int16(-min(v, semaphore.MaxValue)), Flags: semaphore.NoWait})
+	if err != nil && !errors.Is(err, semaphore.ErrWouldBlock) {
+		return err
+	}
+	return nil
+}
+
 // resetWake prepares a line just taken for sleeping: a bit left set by a
 // holder that died asleep is cleared, and units left in its semaphore (by
 // wakers of the dead sleeper, or by deaths posted while nobody held the
 // line) are drained. We hold the line's lock, so nobody sleeps on it.
 func (h *handle) resetWake() error {
 	h.withdraw()
-	v, err := h.r.sems.Value(h.wakeNum())
-	if err != nil {
+	if err := h.r.drain(h.wakeNum()); err != nil {
 		return h.r.semError(err)
-	}
-	if v > 0 {
-		err := h.r.sems.Do(context.Background(), semaphore.Op{Num: uint16(h.wakeNum()), Delta: int16(-min(v, semaphore.MaxValue)), Flags: semaphore.NoWait})
-		if err != nil && !errors.Is(err, semaphore.ErrWouldBlock) {
-			return h.r.semError(err)
-		}
 	}
 	return nil
 }
