@@ -116,10 +116,13 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 				// all.
 				r.drain(h.wakeNum())
 			}
-			scan, scanned = false, true
-			if _, err := h.scanCheck(); err != nil {
+			progress, err := h.scanCheck()
+			if err != nil {
 				return settle(err, try)
 			}
+			// A scan that recovered something changed what the next look
+			// sees (a line reaped is dead now): let it scan again.
+			scan, scanned = false, !progress
 			continue
 		}
 		if err != nil {

@@ -1,0 +1,560 @@
+package ring
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shmring/shmring/internal/atomicx"
+	"github.com/shmring/shmring/internal/ipctest"
+)
+
+// A helper process started with SHMRING_PARK=step stops at that step of a
+// takeover or recovery (the first time it reaches it), says so on stdout
+// and waits to be killed: the parent kills it there, with SIGKILL, and
+// checks what the next process makes of the state it left.
+func init() {
+	if park := os.Getenv("SHMRING_PARK"); park != "" && os.Getenv(ipctest.HelperEnv) != "" {
+		stepHook = func(name string) {
+			if name == park {
+				fmt.Println("parked " + name)
+				os.Stdout.Sync()
+				select {}
+			}
+		}
+	}
+	helpers["take-producer"] = func() int { return helperTake(producerSide) }
+	helpers["take-consumer"] = func() int { return helperTake(consumerSide) }
+	helpers["half-publish"] = helperHalfPublish
+}
+
+// helperTake takes a role of the ring, says "ready" and hangs: with
+// SHMRING_PARK it stops before, inside the takeover.
+func helperTake(s side) int {
+	r, _ := helperOpen()
+	var err error
+	if s == producerSide {
+		_, err = r.NewProducer()
+	} else {
+		_, err = r.NewConsumer()
+	}
+	if err != nil {
+		return helperFail("take", err)
+	}
+	return hang()
+}
+
+// helperHalfPublish is a single producer that sends RING_COUNT messages,
+// then publishes one more slot and stops before storing the tail: the state
+// its kill at that instruction leaves.
+func helperHalfPublish() int {
+	r, _ := helperOpen()
+	p, err := r.NewProducer()
+	if err != nil {
+		return helperFail("new producer", err)
+	}
+	buf := make([]byte, r.MaxMessage())
+	n := uint64(ipctest.GetenvInt("RING_COUNT"))
+	for seq := uint64(0); seq < n; seq++ {
+		if err := p.Send(context.Background(), 1, payload(buf, 0, seq)); err != nil {
+			return helperFail("send", err)
+		}
+	}
+	s := p.d.(*singleSender)
+	pos := s.tail
+	r.writeSlot(pos, 1, payload(buf, 0, n))
+	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
+	return hang()
+}
+
+// parkAndKill starts helper name parked at step, waits until it is there
+// and SIGKILLs it. It reports false if the helper never reached the step
+// (it finished, or failed, without passing there).
+func parkAndKill(t *testing.T, name, step string, env ...string) bool {
+	t.Helper()
+	cmd := ipctest.Command(t, name, append(env, "SHMRING_PARK="+step)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd.Process.Kill()
+	cmd.Wait()
+	switch line {
+	case "parked " + step + "\n":
+		return true
+	case "ready\n":
+		return false
+	}
+	t.Fatalf("%s parked at %s: said %q", name, step, line)
+	return false
+}
+
+// killAtEachStep parks one taker after another at each step and kills it
+// there, so that each finds the line as the one before left it.
+func killAtEachStep(t *testing.T, name string, steps []string, env ...string) {
+	t.Helper()
+	for _, s := range steps {
+		if !parkAndKill(t, name, s, env...) {
+			t.Errorf("%s never reached step %s", name, s)
+		}
+	}
+}
+
+var takeSteps = []string{"take:armed", "take:locked", "take:marked"}
+
+// takeover is a scenario of TestTakeoverKilled: setup makes a ring with a
+// dead holder's line for the taker helper to take (and nothing else that
+// would clean it up first), and check verifies, with the ring as the kills
+// left it, that the next holder finishes the work.
+type takeover struct {
+	name   string
+	taker  string
+	steps  []string
+	setup  func(t *testing.T) *Ring
+	check  func(t *testing.T, r *Ring)
+	setup2 func(t *testing.T, r *Ring) // after the kills, before check (optional)
+}
+
+// TestTakeoverKilled is the takeover of a dead role holder's line with the
+// taker killed at each step: for each step on a fresh ring, and once with
+// a taker killed at every step in turn, each finding the line as the one
+// before left it. Whatever a kill leaves, the next taker finishes, and
+// nothing the dead holder had in hand is lost, duplicated unflagged, or
+// left to block the ring.
+func TestTakeoverKilled(t *testing.T) {
+	for _, sc := range takeovers() {
+		t.Run(sc.name, func(t *testing.T) {
+			for _, st := range sc.steps {
+				t.Run("kill-at="+st, func(t *testing.T) {
+					r := sc.setup(t)
+					if !parkAndKill(t, sc.taker, st, helperEnv(r)...) {
+						t.Fatalf("%s never reached step %s", sc.taker, st)
+					}
+					sc.check(t, r)
+				})
+			}
+			t.Run("kill-at=each-in-turn", func(t *testing.T) {
+				r := sc.setup(t)
+				for _, st := range sc.steps {
+					parkAndKill(t, sc.taker, st, helperEnv(r)...) // later steps may be done already
+				}
+				sc.check(t, r)
+			})
+		})
+	}
+}
+
+func takeovers() []takeover {
+	buf := make([]byte, 64)
+	scratch := make([]byte, 64)
+	wantSeq := func(t *testing.T, typ int64, m []byte, seq uint64) {
+		t.Helper()
+		if _, got, err := checkPayload(typ, m, scratch); err != nil || got != seq {
+			t.Fatalf("got seq %d, want %d (%v)", got, seq, err)
+		}
+	}
+	return []takeover{{
+		// One consumer line, so that the taker takes the dead one's: it
+		// holds message 0 in place.
+		name: "mpmc/consumer-holding-a-message", taker: "take-consumer",
+		steps: append(takeSteps, "adopt:serving", "take:active"),
+		setup: func(t *testing.T) *Ring {
+			r := testRing(t, shm, &Options{Mode: MPMC, Slots: 4, MaxMessage: 64, MaxProducers: 2, MaxConsumers: 1})
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := uint64(0); seq < 4; seq++ {
+				if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kill(t, startHelper(t, "hang-consumer", helperEnv(r, "RING_COUNT=0", "RING_PEEK=1")...))
+			return r
+		},
+		check: func(t *testing.T, r *Ring) {
+			p2, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Message 0 comes again, flagged, then the rest, and the ring
+			// laps: no slot stays held by the dead.
+			for seq := uint64(0); seq < 12; seq++ {
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				m, err := c.Peek(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("seq %d: %v (stats %+v)", seq, err, r.Stats())
+				}
+				wantSeq(t, m.Type, m.Data, seq)
+				if m.Redelivered != (seq == 0) {
+					t.Fatalf("seq %d: redelivered %v", seq, m.Redelivered)
+				}
+				if err := c.Release(); err != nil {
+					t.Fatal(err)
+				}
+				if seq+4 < 12 {
+					if err := p2.Send(context.Background(), 1, payload(buf, 0, seq+4)); err != nil {
+						t.Fatalf("send %d after the takeover: %v", seq+4, err)
+					}
+				}
+			}
+			if st := r.Stats(); st.Redelivered != 1 {
+				t.Fatalf("stats %+v, want one redelivery", st)
+			}
+		},
+	}, {
+		// The dead producer claimed position 0 and never wrote it; 7
+		// messages wait behind the hole.
+		name: "mpsc/producer-with-a-claimed-slot", taker: "take-producer",
+		steps: append(takeSteps, "recover:start", "recover:skipped", "recover:cleared", "take:active"),
+		setup: func(t *testing.T) *Ring {
+			r := testRing(t, shm, &Options{Mode: MPSC, Slots: 16, MaxMessage: 64, MaxProducers: 2})
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead := startHelper(t, "hang-producer", helperEnv(r, "RING_ID=1", "RING_COUNT=0", "RING_RESERVE=1")...)
+			for seq := uint64(0); seq < 7; seq++ {
+				if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kill(t, dead)
+			return r
+		},
+		check: func(t *testing.T, r *Ring) {
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := uint64(0); seq < 7; seq++ {
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				n, typ, err := c.Receive(ctx, buf)
+				cancel()
+				if err != nil {
+					t.Fatalf("message %d: %v (stats %+v)", seq, err, r.Stats())
+				}
+				wantSeq(t, typ, buf[:n], seq)
+			}
+			if st := r.Stats(); st.Recovered != 1 {
+				t.Fatalf("stats %+v, want one recovered slot", st)
+			}
+		},
+	}, {
+		// The dead consumer was looking at message 0 in place.
+		name: "spsc/consumer-looking-in-place", taker: "take-consumer",
+		steps: append(takeSteps, "take:active"),
+		setup: func(t *testing.T) *Ring {
+			r := testRing(t, shm, &Options{Slots: 4, MaxMessage: 64})
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := uint64(0); seq < 4; seq++ {
+				if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kill(t, startHelper(t, "hang-consumer", helperEnv(r, "RING_COUNT=0", "RING_PEEK=1")...))
+			return r
+		},
+		check: func(t *testing.T, r *Ring) {
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := uint64(0); seq < 4; seq++ {
+				m, err := c.TryPeek()
+				if err != nil {
+					t.Fatalf("seq %d: %v", seq, err)
+				}
+				wantSeq(t, m.Type, m.Data, seq)
+				if m.Redelivered != (seq == 0) {
+					t.Fatalf("seq %d: redelivered %v", seq, m.Redelivered)
+				}
+				c.Release()
+			}
+			if _, err := c.TryPeek(); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("a message delivered twice: %v", err)
+			}
+			if st := r.Stats(); st.Redelivered != 1 {
+				t.Fatalf("stats %+v, want one redelivery", st)
+			}
+		},
+	}, {
+		// The dead single producer published its third message and died
+		// before storing the tail; a consumer took that message.
+		name: "spmc/producer-killed-between-publish-and-tail", taker: "take-producer",
+		steps: append(takeSteps, "recover:tail", "take:active"),
+		setup: func(t *testing.T) *Ring {
+			r := testRing(t, shm, &Options{Mode: SPMC, Slots: 4, MaxMessage: 64, MaxConsumers: 2})
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			kill(t, startHelper(t, "half-publish", helperEnv(r, "RING_COUNT=2")...))
+			for seq := uint64(0); seq < 3; seq++ {
+				n, typ, err := c.TryReceive(buf)
+				if err != nil {
+					t.Fatalf("message %d of the dead producer: %v", seq, err)
+				}
+				wantSeq(t, typ, buf[:n], seq)
+			}
+			c.Close()
+			return r
+		},
+		check: func(t *testing.T, r *Ring) {
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The ring is empty: a full lap of sends must go through.
+			for seq := uint64(3); seq < 3+4; seq++ {
+				if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+					t.Fatalf("send %d into an empty ring after the takeover: %v (stats %+v)", seq, err, r.Stats())
+				}
+			}
+			for seq := uint64(3); seq < 3+4; seq++ {
+				n, typ, err := c.TryReceive(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantSeq(t, typ, buf[:n], seq)
+			}
+		},
+	}}
+}
+
+// TestReapKilled kills a consumer while it recovers a dead producer's
+// claim, at each step, and a consumer while it serves a dead consumer's
+// claim: the recovery finishes with the next one.
+func TestReapKilled(t *testing.T) {
+	t.Run("producer-claim", func(t *testing.T) {
+		for _, st := range []string{"reap:marked", "recover:start", "recover:skipped"} {
+			t.Run(st, func(t *testing.T) {
+				r := testRing(t, shm, &Options{Mode: MPMC, Slots: 16, MaxMessage: 64, MaxProducers: 2, MaxConsumers: 2})
+				p, err := r.NewProducer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				dead := startHelper(t, "hang-producer", helperEnv(r, "RING_ID=1", "RING_COUNT=0", "RING_RESERVE=1")...)
+				buf := make([]byte, 64)
+				for seq := uint64(0); seq < 5; seq++ {
+					if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				kill(t, dead)
+				// A consumer that takes its role reaps the dead producer's
+				// line: killed there.
+				if !parkAndKill(t, "take-consumer", st, helperEnv(r)...) {
+					t.Fatalf("the consumer never reached %s", st)
+				}
+				c, err := r.NewConsumer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for seq := uint64(0); seq < 5; seq++ {
+					ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+					n, typ, err := c.Receive(ctx, buf)
+					cancel()
+					if err != nil {
+						t.Fatalf("message %d: %v (stats %+v)", seq, err, r.Stats())
+					}
+					if _, got, err := checkPayload(typ, buf[:n], make([]byte, 64)); err != nil || got != seq {
+						t.Fatalf("got seq %d, want %d (%v)", got, seq, err)
+					}
+				}
+				if s := r.Stats(); s.Recovered != 1 {
+					t.Fatalf("stats %+v, want one recovered slot", s)
+				}
+			})
+		}
+	})
+	t.Run("consumer-claim", func(t *testing.T) {
+		r := testRing(t, shm, &Options{Mode: MPMC, Slots: 8, MaxMessage: 64, MaxProducers: 1, MaxConsumers: 3})
+		p, err := r.NewProducer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		for seq := uint64(0); seq < 4; seq++ {
+			if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The dead one holds message 0 in place; a second consumer that
+		// takes a role of its own finds it and serves it: killed there.
+		kill(t, startHelper(t, "hang-consumer", helperEnv(r, "RING_COUNT=0", "RING_PEEK=1")...))
+		if !parkAndKill(t, "take-consumer", "adopt:locked", helperEnv(r)...) {
+			t.Fatal("the consumer never took over the dead one's claim")
+		}
+		c, err := r.NewConsumer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[uint64]bool{}
+		flagged := 0
+		for len(got) < 4 {
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			m, err := c.Peek(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("after %d messages: %v (stats %+v)", len(got), err, r.Stats())
+			}
+			_, seq, err := checkPayload(m.Type, m.Data, make([]byte, 64))
+			if err != nil || got[seq] {
+				t.Fatalf("seq %d twice or bad: %v", seq, err)
+			}
+			got[seq] = true
+			if m.Redelivered {
+				flagged++
+				if seq != 0 {
+					t.Fatalf("seq %d flagged", seq)
+				}
+			}
+			c.Release()
+		}
+		if flagged != 1 {
+			t.Fatalf("%d flagged, want 1", flagged)
+		}
+	})
+}
+
+// TestTakingIsNotDying: a consumer that looks at its peers while a
+// producer is in the middle of taking its role (parked at each step, alive)
+// never calls that producer dead; it goes on waiting. Once the taker is
+// killed and nothing live is left, ErrPeerDead comes.
+func TestTakingIsNotDying(t *testing.T) {
+	for _, st := range []string{"take:locked", "take:marked", "recover:start", "recover:cleared", "take:active"} {
+		t.Run(st, func(t *testing.T) {
+			r := testRing(t, shm, &Options{Mode: MPSC, Slots: 8, MaxMessage: 64, MaxProducers: 1})
+			// The consumer attaches first; then a producer takes the only
+			// producer line, claims a slot and dies there, and the taker
+			// takes its line over.
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			kill(t, startHelper(t, "hang-producer", helperEnv(r, "RING_ID=0", "RING_COUNT=0", "RING_RESERVE=1")...))
+			cmd := ipctest.Command(t, "take-producer", append(helperEnv(r), "SHMRING_PARK="+st)...)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			if line, _ := bufio.NewReader(out).ReadString('\n'); line != "parked "+st+"\n" {
+				t.Fatalf("the taker did not stop at %s: %q", st, line)
+			}
+			for i := 0; i < 5; i++ {
+				// Make the consumer look at its peers again: a unit that no
+				// publisher posted, as a death posts. (The first round has
+				// the real death's.)
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					r.sems.Post(c.h.wakeNum())
+				}()
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				_, _, err := c.Receive(ctx, make([]byte, 64))
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Receive while a producer takes its role (at %s): %v, want to go on waiting", st, err)
+				}
+			}
+			cmd.Process.Kill()
+			cmd.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			defer cancel()
+			if _, _, err := c.Receive(ctx, make([]byte, 64)); !errors.Is(err, ErrPeerDead) {
+				t.Fatalf("Receive after the taker died: %v, want ErrPeerDead", err)
+			}
+		})
+	}
+}
+
+// TestRoleTakeNeverDeath starts producers one after another, each taking
+// its role, sending, and closing, while a consumer waits: a role being
+// taken must never end the consumer's wait with ErrPeerDead; each message
+// arrives, and between producers the consumer sees io.EOF or waits.
+func TestRoleTakeNeverDeath(t *testing.T) {
+	rounds := 150
+	if testing.Short() {
+		rounds = 30
+	}
+	for _, mode := range []Mode{MPSC, MPMC} {
+		t.Run("mode="+mode.String(), func(t *testing.T) {
+			opts := &Options{Mode: mode, Slots: 8, MaxMessage: 64, MaxProducers: 2}
+			if mode.multiConsumer() {
+				opts.MaxConsumers = 2
+			}
+			r := testRing(t, shm, opts)
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			for round := 0; round < rounds; round++ {
+				cmd := ipctest.Command(t, "producer", helperEnv(r, "RING_ID=0", "RING_COUNT=1")...)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				for got := false; !got; {
+					ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+					_, _, err := c.Receive(ctx, buf)
+					cancel()
+					switch {
+					case err == nil:
+						got = true
+					case errors.Is(err, io.EOF):
+						// The previous producer closed and this one does
+						// not hold its role yet: wait for it.
+						time.Sleep(100 * time.Microsecond)
+					default:
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
+				if err := cmd.Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// exitError returns a helper's exit status.
+func exitStatus(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+var _ = strconv.Itoa
+var _ = exitStatus
