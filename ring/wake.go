@@ -179,7 +179,7 @@ func clearBit(w *atomic.Uint64, bit uint64) bool {
 func (h *handle) announce() {
 	r := h.r
 	setBit(&r.sleep[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
-	if r.needsBarrier(h.side) {
+	if r.light && r.needsBarrier(h.side) {
 		// Heavy half of SYNC(dekker): orders the publishers' stores before
 		// their loads of the mask, on their CPUs.
 		atomicx.Barrier()
