@@ -55,6 +55,9 @@ func (s *singleReceiver) next(uint64) (uint64, bool, error) {
 		seq := r.descs.At(pos & r.mask).seq.Load()
 		switch {
 		case seq == pos+1:
+			if s.head != start {
+				s.done(0, 0) // give the skipped slots back now: the caller may not finish this one
+			}
 			return pos, true, nil
 		case seq == (pos+1)|seqSkip:
 			s.head++ // given up by its producer, or by a recoverer: pass it
