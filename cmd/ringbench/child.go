@@ -11,9 +11,14 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shmring/shmring/msgq"
+	"github.com/shmring/shmring/segment"
+	"github.com/shmring/shmring/semaphore"
 )
 
 // childEnv is the environment variable that makes ringbench a child
@@ -48,6 +53,7 @@ type childSpec struct {
 	Rings     []int         `json:"rings,omitempty"` // segment ids: the ring, or ping→pong and pong→ping
 	Queue     int           `json:"queue,omitempty"` // message queue id
 	CPU       int           `json:"cpu"`             // CPU to bind to, or -1
+	Orphans   []ipcID       `json:"orphans,omitempty"` // the run's objects, removed if the parent dies
 }
 
 // childReport is what a child tells the parent at the end, as JSON.
@@ -71,16 +77,47 @@ var childRuns = map[string]func(s *childSpec, ses *session) (*childReport, error
 
 // childMain runs a child process and returns its exit status. Errors go to
 // standard error, where the parent collects them; the report goes to
-// standard output.
+// standard output. If the parent has died by the time the child ends,
+// however it ends, the child removes the run's objects.
 func childMain(specJSON string) int {
 	var s childSpec
 	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
 		fmt.Fprintf(os.Stderr, "bad %s: %v\n", childEnv, err)
 		return 2
 	}
+	// With the parent gone, writes to its pipes fail: they must not kill
+	// the child (SIGPIPE) before it has cleaned up.
+	signal.Ignore(syscall.SIGPIPE)
+	code := childRun(&s)
 	if os.Getppid() != s.Parent {
-		// The parent died before the kernel armed the death signal.
-		return 1
+		removeOrphans(s.Orphans)
+	}
+	return code
+}
+
+// childRun is childMain once the spec is read.
+func childRun(s *childSpec) int {
+	// If ringbench dies, the kernel sends SIGTERM (see startChild): no one
+	// else will remove the run's objects, so the first child to learn it
+	// does. The signal comes when the thread that started the child exits,
+	// which in a process being killed can be a moment before the last of
+	// its threads: the child is then a child of a sibling thread, and its
+	// parent pid has not changed yet. So it waits a little for the whole
+	// parent to go. A SIGTERM from anyone else just ends the child.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		for deadline := time.Now().Add(2 * time.Second); os.Getppid() == s.Parent && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if os.Getppid() != s.Parent {
+			removeOrphans(s.Orphans)
+		}
+		os.Exit(1)
+	}()
+	if os.Getppid() != s.Parent {
+		return 1 // the parent died before the kernel armed the death signal
 	}
 	// A terminal's Ctrl-C reaches the whole process group; the parent
 	// decides, and kills the children itself.
@@ -97,7 +134,7 @@ func childMain(specJSON string) int {
 		}
 	}
 	ses := &session{in: bufio.NewReader(os.Stdin), out: os.Stdout}
-	rep, err := run(&s, ses)
+	rep, err := run(s, ses)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 		return 1
@@ -280,3 +317,25 @@ func cpuTime() int64 {
 // clock, besides the look it takes whenever it is about to wait. The other
 // transports make a system call per message and look every time.
 const tickEvery = 64
+
+// removeOrphans removes the objects of a run whose parent has died. Other
+// children may remove them at the same time; an object already gone is
+// fine.
+func removeOrphans(ids []ipcID) {
+	for _, id := range ids {
+		switch id.Kind {
+		case "shm":
+			if s, err := segment.OpenID(id.ID); err == nil {
+				s.Remove()
+			}
+		case "sem":
+			if s, err := semaphore.OpenID(id.ID); err == nil {
+				s.Remove()
+			}
+		case "msg":
+			if q, err := msgq.OpenID(id.ID); err == nil {
+				q.Remove()
+			}
+		}
+	}
+}

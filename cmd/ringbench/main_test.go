@@ -79,27 +79,15 @@ func (d *debugInfo) parse(line string) {
 // outlives the tests.
 func (d *debugInfo) track(t *testing.T) {
 	for _, o := range d.objects {
-		ipctest.Track(t, ipctest.Kind(o.kind), o.id)
+		ipctest.Track(t, ipctest.Kind(o.Kind), o.ID)
 	}
 }
 
 // checkGone fails t if an object or child process of the run remains.
 func (d *debugInfo) checkGone(t *testing.T, ringbenchPID int) {
 	t.Helper()
-	for _, o := range d.objects {
-		if ipctest.Exists(ipctest.Kind(o.kind), o.id) {
-			t.Errorf("%s %d still exists", o.kind, o.id)
-		}
-	}
-	// Segments are listed with their creator: none may be ringbench's.
-	if b, err := os.ReadFile("/proc/sysvipc/shm"); err == nil {
-		for _, l := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(l)
-			if len(f) > 4 && f[4] == strconv.Itoa(ringbenchPID) {
-				t.Errorf("segment %s created by ringbench (pid %d) still exists", f[1], ringbenchPID)
-			}
-		}
-	}
+	// The children first: they remove what a killed ringbench left, and
+	// marked segments go with their last detach.
 	exe, _ := os.Executable()
 	for _, pid := range d.children {
 		deadline := time.Now().Add(5 * time.Second)
@@ -114,6 +102,20 @@ func (d *debugInfo) checkGone(t *testing.T, ringbenchPID int) {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, o := range d.objects {
+		if ipctest.Exists(ipctest.Kind(o.Kind), o.ID) {
+			t.Errorf("%s %d still exists (children %v)", o.Kind, o.ID, d.children)
+		}
+	}
+	// Segments are listed with their creator: none may be ringbench's.
+	if b, err := os.ReadFile("/proc/sysvipc/shm"); err == nil {
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(l)
+			if len(f) > 4 && f[4] == strconv.Itoa(ringbenchPID) {
+				t.Errorf("segment %s created by ringbench (pid %d) still exists", f[1], ringbenchPID)
+			}
 		}
 	}
 }
@@ -441,50 +443,47 @@ func startRun(t *testing.T, args ...string) (*exec.Cmd, *debugInfo, <-chan strin
 	return cmd, d, lines, rest
 }
 
-// TestParentDeath kills ringbench outright: its children must die with it.
-// Its objects stay behind (nothing can remove them then), so the test
-// removes them.
+// TestParentDeath kills ringbench outright, several times over, at
+// different points of its run: its children must die with it, and nothing
+// of the run may be left, since the segments are marked for removal once
+// every child is attached and a child removes the rest.
 func TestParentDeath(t *testing.T) {
 	for _, args := range [][]string{
 		{"-transports", "ring", "-mode", "throughput", "-wait", "spin"},
+		{"-transports", "ring", "-mode", "pingpong", "-wait", "block"},
+		{"-transports", "ring", "-mode", "throughput", "-producers", "2", "-consumers", "2"},
 		{"-transports", "msgq", "-mode", "pingpong"},
+		{"-transports", "msgq", "-mode", "throughput"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
-			cmd, d, lines, _ := startRun(t, args...)
-			left := d.objects
-			d.objects = nil // they stay behind; the cleanup removes them
-			t.Cleanup(func() {
-				for _, o := range left {
-					var err error
-					switch o.kind {
+			for round := 0; round < 2; round++ {
+				cmd, d, lines, _ := startRun(t, args...)
+				time.Sleep(time.Duration(20+80*round) * time.Millisecond)
+				cmd.Process.Kill()
+				for range lines {
+				}
+				cmd.Wait()
+				d.checkGone(t, -1)
+				for _, o := range d.objects {
+					// Whatever is left despite the check is removed, so
+					// that one failure does not leak.
+					switch o.Kind {
 					case "shm":
-						var s *segment.Segment
-						if s, err = segment.OpenID(o.id); err == nil {
-							err = s.Remove()
+						if s, err := segment.OpenID(o.ID); err == nil {
+							s.Remove()
 						}
 					case "sem":
-						var s *semaphore.Set
-						if s, err = semaphore.OpenID(o.id); err == nil {
-							err = s.Remove()
+						if s, err := semaphore.OpenID(o.ID); err == nil {
+							s.Remove()
 						}
 					case "msg":
-						var q *msgq.Queue
-						if q, err = msgq.OpenID(o.id); err == nil {
-							err = q.Remove()
+						if q, err := msgq.OpenID(o.ID); err == nil {
+							q.Remove()
 						}
 					}
-					if err != nil {
-						t.Errorf("remove %s %d: %v", o.kind, o.id, err)
-					}
 				}
-			})
-			time.Sleep(100 * time.Millisecond)
-			cmd.Process.Kill()
-			for range lines {
 			}
-			cmd.Wait()
-			d.checkGone(t, -1)
 		})
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shmring/shmring/segment"
 )
 
 // How long the parent waits for children before it calls a run hung.
@@ -39,24 +41,26 @@ type runPlan struct {
 	queueBytes   int    // msgq byte limit, reported in the result
 	note         string // said with the result
 	undo         []*cleanupEntry
+	ids          []ipcID // every object made for the run
 }
 
 // ipcID names one System V object for the -debug lines.
 type ipcID struct {
-	kind string // shm, sem or msg, as /proc/sysvipc names them
-	id   int
+	Kind string `json:"kind"` // shm, sem or msg, as /proc/sysvipc names them
+	ID   int    `json:"id"`
 }
 
 // own registers fn, which removes the objects ids, to run when the run
 // ends, however it ends.
 func (p *runPlan) own(fn func() error, ids ...ipcID) {
 	for _, id := range ids {
-		debugf("created %s %d", id.kind, id.id)
+		debugf("created %s %d", id.Kind, id.ID)
 	}
+	p.ids = append(p.ids, ids...)
 	p.undo = append(p.undo, cleanup.add(func() error {
 		err := fn()
 		for _, id := range ids {
-			debugf("removed %s %d", id.kind, id.id)
+			debugf("removed %s %d", id.Kind, id.ID)
 		}
 		return err
 	}))
@@ -152,6 +156,7 @@ func runChildren(ctx context.Context, cfg *config, plan *runPlan) ([]*childRepor
 		}
 	}()
 	for i := range plan.children {
+		plan.children[i].spec.Orphans = plan.ids
 		k, err := startChild(exe, cfg, &plan.children[i], i, events, stop)
 		if err != nil {
 			return nil, err
@@ -187,6 +192,18 @@ func runChildren(ctx context.Context, cfg *config, plan *runPlan) ([]*childRepor
 				ready++
 			default:
 				return nil, fmt.Errorf("%v: unexpected line %q", kids[ev.i], ev.line)
+			}
+		}
+	}
+
+	// Every child is attached: mark the segments for removal now, so that
+	// the kernel frees them with their last detach even if ringbench is
+	// killed. (What cannot be marked, semaphore sets and queues, the
+	// children remove if ringbench dies: see childMain.)
+	for _, id := range plan.ids {
+		if id.Kind == "shm" {
+			if s, err := segment.OpenID(id.ID); err == nil {
+				s.Remove()
 			}
 		}
 	}
@@ -271,11 +288,12 @@ func startChild(exe string, cfg *config, cp *childPlan, i int, events chan<- chi
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"="+string(spec), fmt.Sprintf("GOMAXPROCS=%d", cfg.gomaxprocs))
 	cmd.ExtraFiles = cp.files
-	// The kernel kills the child when ringbench dies (prctl PR_SET_PDEATHSIG,
-	// set between fork and exec). The child stays in ringbench's process
+	// The kernel sends the child SIGTERM when ringbench dies (prctl
+	// PR_SET_PDEATHSIG, set between fork and exec): the child then removes
+	// the run's objects and exits. The child stays in ringbench's process
 	// group, so a terminal's Ctrl-C reaches it too; it ignores SIGINT and
 	// leaves the decision to the parent, which kills it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	k := &child{plan: cp, cmd: cmd, stderr: &limitedBuffer{max: 8 << 10}, done: make(chan struct{})}
 	cmd.Stderr = k.stderr
 	if k.stdin, err = cmd.StdinPipe(); err != nil {
