@@ -113,21 +113,19 @@ func (m *multiReceiver) next(k uint64) (uint64, bool, error) {
 				continue
 			}
 		}
-		claimed, empty, err := m.claimHead(k)
-		if err != nil || empty {
+		// Claimed, or another consumer won the head: look again either way.
+		if empty, err := m.claimHead(k); err != nil || empty {
 			return 0, false, err
-		}
-		if !claimed {
-			continue // another consumer won the head
 		}
 	}
 	m.clearIntent()
 	return 0, false, nil
 }
 
-// claimHead claims up to k published positions at the head. It reports
-// empty when none is published there.
-func (m *multiReceiver) claimHead(k uint64) (claimed, empty bool, err error) {
+// claimHead claims up to k published positions at the head, unless another
+// consumer claims them first. It reports empty when none is published
+// there.
+func (m *multiReceiver) claimHead(k uint64) (empty bool, err error) {
 	r := m.r
 	// Acquire: the head, then the slots after it.
 	pos, n := r.cons.pos.Load(), uint64(0)
@@ -146,15 +144,15 @@ func (m *multiReceiver) claimHead(k uint64) (claimed, empty bool, err error) {
 	if n == 0 {
 		if first&^(seqSkip|seqHeld) <= pos {
 			m.clearIntent()
-			return false, true, nil // not published yet
+			return true, nil // not published yet
 		}
 		// Another consumer claimed pos, by moving the head before it
 		// finished the slot. Acquire: the head again, after the slot.
 		if r.cons.pos.Load() == pos {
 			m.clearIntent()
-			return false, false, fmt.Errorf("%w: slot of position %d has sequence %#x, and the head has not passed it", ErrCorrupt, pos, first)
+			return false, fmt.Errorf("%w: slot of position %d has sequence %#x, and the head has not passed it", ErrCorrupt, pos, first)
 		}
-		return false, false, nil
+		return false, nil
 	}
 	// Release, SYNC(claim): the claim is visible before the CAS that makes
 	// it ours, to consumers that check a dead one's claim (claimedByLive,
@@ -164,11 +162,11 @@ func (m *multiReceiver) claimHead(k uint64) (claimed, empty bool, err error) {
 	m.named = true
 	// Seq-cst CAS: claims [pos, pos+n).
 	if !r.cons.pos.CompareAndSwap(pos, pos+n) {
-		return false, false, nil
+		return false, nil
 	}
 	m.src, m.srcIdx = m.own, m.h.idx
 	m.at, m.end, m.checked = pos, pos+n, false
-	return true, false, nil
+	return false, nil
 }
 
 // clearIntent clears a claim our line names that we do not hold: one whose

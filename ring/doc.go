@@ -1,13 +1,14 @@
-// Package ring is a lock-free message ring in a System V shared-memory
-// segment, for processes on one host. A message is a type (an int64 > 0,
-// like a message queue's mtype) and up to MaxMessage bytes; the ring holds a
-// power-of-two number of them in fixed slots.
+// Package ring is a message ring in a System V shared-memory segment, for
+// processes on one host. A message is a type (an int64 > 0, like a message
+// queue's mtype) and up to MaxMessage bytes; the ring holds a power-of-two
+// number of them in fixed slots.
 //
 // While both sides are busy, sending and receiving make no system call and
 // allocate nothing: a message costs one copy in and one copy out (none with
-// [Producer.Reserve] and [Consumer.Peek]) and a few atomic operations. A side
-// with nothing to do spins briefly and then sleeps on a SysV semaphore; the
-// other side posts it only when its waiter count says someone sleeps.
+// [Producer.Reserve] and [Consumer.Peek]) and a few atomic operations. A
+// side with nothing to do spins briefly and then sleeps on a SysV
+// semaphore of its own; the other side posts it only when the sleeper has
+// said that it sleeps.
 //
 // # Using it
 //
@@ -24,50 +25,91 @@
 //
 //	r, err := ring.Open(key, nil)
 //	c, err := r.NewConsumer()
-//	typ, n, err := c.Receive(ctx, buf)
+//	n, typ, err := c.Receive(ctx, buf)
 //
-// Blocking calls take a context.Context and return ctx.Err() when it is
-// done; Try variants never block and return [ErrFull] or [ErrEmpty]. Batches
-// ([Producer.SendBatch], [Consumer.ReceiveBatch]) move many messages with at
-// most one wake-up.
+// Receive returns the length first, then the type, as the msgq package and
+// io.Reader do. Blocking calls take a context.Context and return ctx.Err()
+// when it is done; Try variants never block and return [ErrFull] or
+// [ErrEmpty]. Batches ([Producer.SendBatch], [Consumer.ReceiveBatch]) move
+// many messages with at most one wake-up.
+//
+// # Progress
+//
+// The ring is lock-free in the sense that matters between processes: no
+// lock is held across a call, a process that dies at any instruction
+// blocks nobody (see Failure), and producers and consumers of one side
+// never wait for each other to finish a call. It is not lock-free in the
+// strict sense for a stopped process: each slot is filled and emptied in
+// order, so a producer that is stopped (SIGSTOP, a debugger) after claiming
+// a slot and before committing it holds up every consumer behind that slot
+// until it resumes, and a consumer stopped while holding a message holds
+// up the producer that needs that slot next, as in every queue built on
+// per-slot sequence numbers. A stopped process is never taken for a dead
+// one: only the kernel, at its exit, says that it has died.
 //
 // # Lifecycle
 //
 // Like every System V object, a ring outlives the processes that use it:
 // its messages survive a consumer's restart. [Producer.Close] lets the
-// consumers drain what is left and then see io.EOF. [Ring.Close] detaches;
-// only [Ring.Remove] (or [RemoveKey], or ipcrm) destroys the ring. Note that
+// consumers drain what is left and then see io.EOF (see [Consumer] for what
+// io.EOF means with many producers). [Ring.Close] detaches; only
+// [Ring.Remove] (or [RemoveKey], or ipcrm) destroys the ring. The segment
+// and the ring's semaphore set have the same key, so ipcs shows them
+// together; RemoveKey removes whichever of the two is left. Note that
 // systemd's logind removes a user's System V objects when the user's last
 // session ends (RemoveIPC=yes, the default for non-system users): run
 // long-lived rings under a system user, or set RemoveIPC=no in
 // /etc/systemd/logind.conf.
 //
+// Close may be called from any goroutine while calls are in flight: they
+// return os.ErrClosed (or complete, if they were past waiting), and the
+// memory is unmapped only after the last of them has left.
+//
 // # Failure
 //
-// Every role holder raises a semaphore of its own with SEM_UNDO, which the
-// kernel lowers when the holder dies, however it dies. So a peer's death is
-// known without a daemon, a heartbeat or a pid-reuse race:
+// Every role line has a lock, a semaphore that its holder keeps raised
+// with SEM_UNDO, which the kernel drops when the holder dies, however it
+// dies. So a peer's death is known without a daemon, a heartbeat or a
+// pid-reuse race, and a taker of a dead peer's role finds whatever the
+// dead one had in hand still on its line (the steps, and what a kill at
+// each leaves, are in recovery.go). A holder also arranges, with SEM_UNDO,
+// that its death posts the wake-up semaphores of the peers that must react,
+// so a sleeper learns of a death at once and makes no periodic system call
+// while it waits.
 //
 //   - A consumer whose producers all died receives every committed message,
 //     then [ErrPeerDead]; a producer blocked on a full ring whose consumers all
-//     died gets ErrPeerDead too. Sleepers look every 25 ms, so a death is seen
-//     well within a second. A clean Close is io.EOF, not an error.
+//     died gets ErrPeerDead too. A clean Close is io.EOF, not an error. A
+//     peer that is taking a role at that moment is live, not dead.
 //   - A producer killed between claiming a slot and committing it (MPSC,
 //     MPMC) leaves a hole that a consumer finds and skips ([Stats].Recovered);
-//     nothing else is lost or duplicated.
-//   - A consumer killed while holding a message (between [Consumer.Peek] and
-//     its Release, or in the middle of a copy) does not stall the ring: the
-//     consumer that takes over its role, or in the multi-consumer modes any
-//     live consumer that finds it, delivers the message again. It is counted
-//     in [Stats].Redelivered, and a Peek returns it with Peeked.Redelivered
-//     set, whenever the dead consumer had named it on its role line: always
-//     in the multi-consumer modes, for an in-place read in the single ones (a
-//     single consumer's copy is not announced, to keep its busy path free of
-//     extra stores). Delivery is at-least-once across consumer deaths and
-//     exactly-once otherwise.
+//     nothing else is lost or duplicated. A single producer killed after
+//     publishing and before recording its tail is found out by its
+//     successor, which goes on after the last published message.
+//   - A consumer killed while looking at a message in place (between
+//     [Consumer.Peek] and its Release) does not stall the ring: the consumer
+//     that takes over its role, or in the multi-consumer modes a live
+//     consumer that finds it, delivers the message again with
+//     Peeked.Redelivered set, counted in [Stats].Redelivered. A consumer
+//     killed in the middle of a copy never returned that message, which is
+//     delivered to the next consumer as a first delivery. So delivery is
+//     exactly-once but for messages looked at in place by a consumer that
+//     died, which are at-least-once, and flagged.
 //   - A process that starts again takes over the dead one's role and goes on
 //     where it stopped.
 //   - [Ring.Remove] wakes every sleeper in every process with [ErrRemoved].
+//
+// # Hostile peers
+//
+// Every word read from the segment is checked before it is used: a size,
+// cursor, claim or sequence number that no correct process could have
+// written gives [ErrCorrupt], and every loop over shared state is bounded
+// by the ring's size or watches its context, so a process that scribbles on
+// the segment cannot make a call hang, fault or read outside it. Create
+// never adopts a key's objects that another user made or owns ([ErrForeign]),
+// and a ring proves that its semaphore set is its own, by a fingerprint of
+// its instance id and segment id kept in the set, before it uses or
+// removes it.
 //
 // # Memory
 //

@@ -203,11 +203,11 @@ const (
 // before seq's release store and read after its acquire load.
 type slotDesc struct {
 	seq    atomic.Uint64 // 0
-	owner  atomic.Uint64 // 8: reserved for out-of-order claims, zero in version 2
+	_      uint64        // 8: the owner word, reserved for out-of-order claims; zero in version 2
 	typ    int64         // 16: message type, > 0
 	size   uint32        // 24: payload bytes
 	flags  uint32        // 28: descInline
-	aux    uint64        // 32: reserved per-message metadata, zero in version 2
+	_      uint64        // 32: reserved per-message metadata; zero in version 2
 	inline [88]byte      // 40: the payload of a message of at most InlineCap bytes
 }
 

@@ -80,11 +80,9 @@ func TestLayout(t *testing.T) {
 		{"roleLine.since", unsafe.Offsetof(rl.since), 64},
 
 		{"slotDesc.seq", unsafe.Offsetof(sd.seq), 0},
-		{"slotDesc.owner", unsafe.Offsetof(sd.owner), 8},
 		{"slotDesc.typ", unsafe.Offsetof(sd.typ), 16},
 		{"slotDesc.size", unsafe.Offsetof(sd.size), 24},
 		{"slotDesc.flags", unsafe.Offsetof(sd.flags), 28},
-		{"slotDesc.aux", unsafe.Offsetof(sd.aux), 32},
 		{"slotDesc.inline", unsafe.Offsetof(sd.inline), 40},
 	}
 	for _, f := range fields {

@@ -1,7 +1,6 @@
 package ring
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -169,6 +168,3 @@ func helperFail(what string, err error) int {
 	fmt.Fprintf(os.Stderr, "helper %s (pid %d): %s: %v\n", os.Getenv(ipctest.HelperEnv), os.Getpid(), what, err)
 	return 1
 }
-
-// is reports whether err matches target, for table tests.
-func is(err, target error) bool { return errors.Is(err, target) }

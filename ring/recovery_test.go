@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -100,17 +98,6 @@ func parkAndKill(t *testing.T, name, step string, env ...string) bool {
 	return false
 }
 
-// killAtEachStep parks one taker after another at each step and kills it
-// there, so that each finds the line as the one before left it.
-func killAtEachStep(t *testing.T, name string, steps []string, env ...string) {
-	t.Helper()
-	for _, s := range steps {
-		if !parkAndKill(t, name, s, env...) {
-			t.Errorf("%s never reached step %s", name, s)
-		}
-	}
-}
-
 var takeSteps = []string{"take:armed", "take:locked", "take:marked"}
 
 // takeover is a scenario of TestTakeoverKilled: setup makes a ring with a
@@ -118,12 +105,11 @@ var takeSteps = []string{"take:armed", "take:locked", "take:marked"}
 // would clean it up first), and check verifies, with the ring as the kills
 // left it, that the next holder finishes the work.
 type takeover struct {
-	name   string
-	taker  string
-	steps  []string
-	setup  func(t *testing.T) *Ring
-	check  func(t *testing.T, r *Ring)
-	setup2 func(t *testing.T, r *Ring) // after the kills, before check (optional)
+	name  string
+	taker string
+	steps []string
+	setup func(t *testing.T) *Ring
+	check func(t *testing.T, r *Ring)
 }
 
 // TestTakeoverKilled is the takeover of a dead role holder's line with the
@@ -543,18 +529,3 @@ func TestRoleTakeNeverDeath(t *testing.T) {
 		})
 	}
 }
-
-// exitError returns a helper's exit status.
-func exitStatus(err error) int {
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
-
-var _ = strconv.Itoa
-var _ = exitStatus

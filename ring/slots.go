@@ -84,10 +84,3 @@ func (r *Ring) message(pos uint64) (int64, []byte, error) {
 	}
 	return d.typ, r.payloadOf(i)[:size:size], nil
 }
-
-// size returns the size of the message in the slot of pos, as message
-// would see it.
-func (r *Ring) size(pos uint64) (int, error) {
-	_, b, err := r.message(pos)
-	return len(b), err
-}

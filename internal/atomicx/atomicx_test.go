@@ -7,45 +7,6 @@ import (
 	"testing"
 )
 
-func TestViews(t *testing.T) {
-	b := AlignedBuffer(4 * LineSize)
-	if !Aligned(b) {
-		t.Fatal("AlignedBuffer is not line-aligned")
-	}
-	if len(b) != 4*LineSize || cap(b) != 4*LineSize {
-		t.Fatalf("len %d cap %d", len(b), cap(b))
-	}
-	u, err := Uint64At(b, LineSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Store(0x0102030405060708)
-	if b[LineSize] != 0x08 || b[LineSize+7] != 0x01 {
-		t.Fatalf("view does not alias the buffer: % x", b[LineSize:LineSize+8])
-	}
-	w, err := Uint32At(b, len(b)-4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Store(7)
-	for _, tc := range []struct {
-		off, size int
-	}{{-8, 8}, {len(b) - 4, 8}, {len(b), 4}, {4, 8}, {2, 4}, {1 << 62, 8}} {
-		var err error
-		if tc.size == 8 {
-			_, err = Uint64At(b, tc.off)
-		} else {
-			_, err = Uint32At(b, tc.off)
-		}
-		if !errors.Is(err, ErrView) {
-			t.Errorf("%d bytes at %d: err %v, want ErrView", tc.size, tc.off, err)
-		}
-	}
-	if _, err := Uint64At(nil, 0); !errors.Is(err, ErrView) {
-		t.Errorf("nil buffer: %v", err)
-	}
-}
-
 func TestStoreRelease(t *testing.T) {
 	var u atomic.Uint64
 	StoreRelease(&u, 42)
@@ -128,25 +89,47 @@ func TestDekker(t *testing.T) {
 	}
 }
 
-func TestSpinner(t *testing.T) {
-	var s Spinner
-	for i := 0; i < 3*spinCap; i++ {
-		s.Spin()
-	}
-	if s.n != spinCap {
-		t.Fatalf("spinner count %d, want saturation at %d", s.n, spinCap)
-	}
-	s.Reset()
-	if s.n != 0 {
-		t.Fatal("Reset did not reset")
-	}
-}
-
 func TestBarrier(t *testing.T) {
 	ok := RegisterBarrier()
 	t.Logf("membarrier global expedited supported: %v", ok)
 	if Barrier() != ok {
 		t.Fatal("Barrier and RegisterBarrier disagree")
+	}
+	ok = RegisterProcessBarrier()
+	t.Logf("membarrier private expedited supported: %v", ok)
+	if ProcessBarrier() != ok {
+		t.Fatal("ProcessBarrier and RegisterProcessBarrier disagree")
+	}
+}
+
+// TestProcessBarrierDekker runs the close guard's pattern: one side stores
+// with StoreRelease and loads with no fence, the other stores, runs
+// ProcessBarrier and loads. They may not both miss each other.
+func TestProcessBarrierDekker(t *testing.T) {
+	if !RegisterProcessBarrier() {
+		t.Skip("membarrier private expedited is not available")
+	}
+	var a, b atomic.Uint64
+	missed := 0
+	for round := uint64(1); round <= 2000; round++ {
+		var rb uint64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			StoreRelease(&b, round)
+			rb = a.Load()
+		}()
+		a.Store(round)
+		ProcessBarrier()
+		ra := b.Load()
+		wg.Wait()
+		if ra != round && rb != round {
+			missed++
+		}
+	}
+	if missed != 0 {
+		t.Errorf("both sides missed each other %d times", missed)
 	}
 }
 

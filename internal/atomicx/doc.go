@@ -1,10 +1,11 @@
 // Package atomicx is the one place where shared memory becomes atomics. It
-// gives bounds- and alignment-checked views of 32- and 64-bit atomic words
-// inside a []byte ([Uint64At], [Uint32At]), the cache-line size of the
-// shared format ([LineSize]), the orderings Go's sync/atomic does not offer
-// ([StoreRelease], [Fence], and the asymmetric [Barrier] built on
-// membarrier(2)), and a bounded spin helper ([Spinner]) that uses the CPU's
-// pause instruction.
+// gives bounds- and alignment-checked views of fixed-layout structs inside
+// a []byte ([At], [NewArray]), the cache-line size of the shared format
+// ([LineSize]), the orderings Go's sync/atomic does not offer
+// ([StoreRelease], [Fence], and the asymmetric barriers built on
+// membarrier(2): [Barrier] across processes, [ProcessBarrier] within one),
+// and the CPU's pause instruction for spinning ([Pause]). It exports only
+// what the ring uses.
 //
 // Go's sync/atomic operations are sequentially consistent. That is more than
 // a ring needs to publish a slot and costs a full fence per store on amd64
