@@ -32,11 +32,12 @@ type multiReceiver struct {
 	at, end uint64 // positions [at, end) of that claim not yet finished
 	checked bool   // the claim came from another process: check each position
 	headAt  uint64 // checked: the head when we took the claim over
-	live    []span // checked: the claims of live consumers then
+	live    []int  // checked: the lines of live consumers then
 	flagPos uint64 // checked: position+1 its dead holder was looking at in place
 	curSeq  uint64 // the sequence word front saw for next
 
 	named     bool   // our own line names a claim (or an intent) we must clear
+	look      bool   // look for claims left by others at the next chance
 	peekSet   bool   // the line we serve names a position we look at
 	handbacks uint64 // the ring's handback count when we last looked
 	freed     uint64 // slots freed since the last done
@@ -44,12 +45,10 @@ type multiReceiver struct {
 	bytes     uint64
 }
 
-// span is a claim of positions [first, first+n).
-type span struct{ first, n uint64 }
-
 func newMultiReceiver(h *handle) (*multiReceiver, error) {
 	r := h.r
-	m := &multiReceiver{h: h, r: r, own: h.line, src: h.line, srcIdx: h.idx}
+	// look: handbacks counted before we came are ours to find too.
+	m := &multiReceiver{h: h, r: r, own: h.line, src: h.line, srcIdx: h.idx, look: true}
 	// Acquire: the line's counters and the ring's handback count.
 	m.msgs, m.bytes = h.line.msgs.Load(), h.line.bytes.Load()
 	m.handbacks = r.ctrl.handbacks.Load()
@@ -67,8 +66,10 @@ func (m *multiReceiver) serve(i int, e *roleLine) error {
 	// Acquire, before the scan: positions behind this head were claimed
 	// before the scan, so their live claimants are in it.
 	head := r.cons.pos.Load()
-	// Acquire: the claim, written only by holders of the line's lock.
-	claim, n := e.claim.Load(), e.claimLen.Load()
+	// Acquire: the claim, written only by holders of the line's lock. An
+	// intent of a dead holder is served like a claim: each position is
+	// checked anyway.
+	claim, n := e.claim.Load(), e.claimLen.Load()&^claimIntent
 	if claim == 0 {
 		return nil
 	}
@@ -82,30 +83,39 @@ func (m *multiReceiver) serve(i int, e *roleLine) error {
 	m.live = m.live[:0]
 	first, count := r.lines(consumerSide)
 	for j := first; j < first+count; j++ {
-		if v := views[j]; j != i && j != m.h.idx && v.live() && v.claim != 0 {
-			m.live = append(m.live, span{v.claim - 1, min(v.claimLen, r.n)})
+		if j != i && j != m.h.idx && views[j].live() {
+			m.live = append(m.live, j)
 		}
 	}
 	m.src, m.srcIdx = e, i
 	m.at, m.end, m.checked, m.headAt = claim-1, claim-1+n, true, head
+	trace("line %d serves line %d: [%d, %d), head %d, live %v", m.h.idx, i, claim-1, claim-1+n, head, m.live)
 	// Acquire: what its holder was looking at in place.
 	m.flagPos = e.peek.Load()
 	step("adopt:serving")
 	return nil
 }
 
-func (m *multiReceiver) next(k uint64) (uint64, bool, error) {
+func (m *multiReceiver) next(k uint64) (pos uint64, ok bool, err error) {
+	defer func() {
+		if !ok {
+			// Skipped slots freed on the way are given back now: producers
+			// may wait for them, and no done follows.
+			m.freedDone()
+		}
+	}()
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		if m.at < m.end {
-			pos, ok, err := m.front()
-			if err != nil || ok {
+			pos, ok, wait, err := m.front()
+			if err != nil || ok || wait {
 				return pos, ok, err
 			}
 			continue // the claim is finished; find another
 		}
 		// Acquire: a consumer that closed holding messages bumps the count.
-		if hb := m.r.ctrl.handbacks.Load(); hb != m.handbacks {
-			m.handbacks = hb
+		if hb := m.r.ctrl.handbacks.Load(); hb != m.handbacks || m.look {
+			trace("line %d sees handbacks %d (had %d, look %v)", m.h.idx, hb, m.handbacks, m.look)
+			m.handbacks, m.look = hb, false
 			if ok, err := m.adopt(); err != nil || ok {
 				if err != nil {
 					return 0, false, err
@@ -154,16 +164,17 @@ func (m *multiReceiver) claimHead(k uint64) (empty bool, err error) {
 		}
 		return false, nil
 	}
-	// Release, SYNC(claim): the claim is visible before the CAS that makes
-	// it ours, to consumers that check a dead one's claim (claimedByLive,
-	// serve).
-	atomicx.StoreRelease(&m.own.claimLen, n)
+	// Release, SYNC(claim): the intent is visible before the CAS that makes
+	// it ours, to consumers that check a dead one's claim (coveredByLive).
+	atomicx.StoreRelease(&m.own.claimLen, n|claimIntent)
 	atomicx.StoreRelease(&m.own.claim, pos+1)
 	m.named = true
 	// Seq-cst CAS: claims [pos, pos+n).
 	if !r.cons.pos.CompareAndSwap(pos, pos+n) {
 		return false, nil
 	}
+	// Release, SYNC(claim): confirmed, the positions are ours.
+	atomicx.StoreRelease(&m.own.claimLen, n)
 	m.src, m.srcIdx = m.own, m.h.idx
 	m.at, m.end, m.checked = pos, pos+n, false
 	return false, nil
@@ -181,8 +192,10 @@ func (m *multiReceiver) clearIntent() {
 
 // front returns the next position of the claim we serve that holds a
 // message for us, freeing skipped slots on the way. When the claim is
-// finished it lets it go and reports false.
-func (m *multiReceiver) front() (uint64, bool, error) {
+// finished it lets it go and reports false. It reports wait when the next
+// position may still be a live consumer's: then nothing is finished and
+// the caller tries again later.
+func (m *multiReceiver) front() (pos uint64, ok, wait bool, err error) {
 	r := m.r
 	for m.at < m.end {
 		pos := m.at
@@ -190,44 +203,48 @@ func (m *multiReceiver) front() (uint64, bool, error) {
 		// Acquire, SYNC(slot-publish): pairs with the producers' release
 		// store of seq; the slot's descriptor and payload are visible.
 		seq := s.seq.Load()
-		if m.checked && !m.ours(pos, seq) {
-			m.at++
-			continue
+		if m.checked {
+			switch c := m.ours(pos, seq); c {
+			case owned:
+				trace("line %d serving line %d: position %d is not ours (seq %d, head then %d, live %v)", m.h.idx, m.srcIdx, pos, seq, m.headAt, m.live)
+				m.at++
+				continue
+			case unsure:
+				trace("line %d serving line %d: position %d unsure", m.h.idx, m.srcIdx, pos)
+				m.h.recheck = true
+				return 0, false, true, nil
+			}
 		}
 		switch {
 		case seq == pos+1 || seq == (pos+1)|seqHeld:
 			m.curSeq = seq
-			return pos, true, nil
+			return pos, true, false, nil
 		case seq == (pos+1)|seqSkip:
 			m.free(pos, seq)
 			m.at++
 		default:
 			// We claimed pos at the head, where it was published; nobody
 			// else may have touched it since.
-			return 0, false, fmt.Errorf("%w: slot of claimed position %d has sequence %#x", ErrCorrupt, pos, seq)
+			return 0, false, false, fmt.Errorf("%w: slot of claimed position %d has sequence %#x", ErrCorrupt, pos, seq)
 		}
 	}
 	m.letGo()
-	return 0, false, nil
+	return 0, false, false, nil
 }
 
-// ours reports whether pos, of another process's claim, is for us to
-// deliver (see multiReceiver).
-func (m *multiReceiver) ours(pos, seq uint64) bool {
+// ours decides whether pos, of another process's claim, is for us to
+// deliver (notCovered), someone else's or finished (owned), or possibly a
+// live consumer's, which is settled in a moment (unsure).
+func (m *multiReceiver) ours(pos, seq uint64) cover {
 	switch {
 	case pos >= m.headAt:
-		return false // never claimed when we took the claim over
+		return owned // never claimed when we took the claim over
 	case seq&^(seqSkip|seqHeld) != pos+1:
-		return false // finished
+		return owned // finished
 	case seq&seqHeld != 0 && pos+1 != m.flagPos:
-		return false // held in place by a consumer serving another line
+		return owned // held in place by a consumer serving another line
 	}
-	for _, c := range m.live {
-		if pos >= c.first && pos-c.first < c.n {
-			return false // a live consumer's
-		}
-	}
-	return true
+	return m.r.coveredByLive(m.live, pos)
 }
 
 // free gives the slot of pos back to the producers.
@@ -327,6 +344,8 @@ func (m *multiReceiver) letGo() {
 		m.r.wakeAll(consumerSide)
 		step("adopt:done")
 	}
+	// Several claims may have been left at once: after one, look for more.
+	m.look = m.look || m.checked
 	m.src, m.srcIdx = m.own, m.h.idx
 	m.at, m.end, m.checked, m.named = 0, 0, false, false
 	m.live = m.live[:0]
@@ -344,9 +363,13 @@ func (m *multiReceiver) adopt() (bool, error) {
 	for j := first; j < first+count; j++ {
 		v := views[j]
 		if j == m.h.idx || v.claim == 0 || v.live() || status(v.state) != roleClosed && !v.dead() {
+			if j != m.h.idx && v.claim != 0 {
+				trace("line %d passes line %d: claim %d live %v status %d", m.h.idx, j, v.claim, v.live(), status(v.state))
+			}
 			continue
 		}
 		if r.lock(j) != nil {
+			trace("line %d cannot lock line %d", m.h.idx, j)
 			continue // another consumer is at it
 		}
 		e := r.roles.At(uint64(j))
@@ -397,6 +420,7 @@ func (m *multiReceiver) close() {
 	// Release, SYNC(claim): what is left of the claim.
 	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
 	atomicx.StoreRelease(&m.src.claim, m.at+1)
+	trace("line %d closes, handing back [%d, %d) on line %d", m.h.idx, m.at, m.end, m.srcIdx)
 	if m.flagPos != 0 && m.flagPos <= m.at {
 		atomicx.StoreRelease(&m.src.peek, 0)
 	}

@@ -174,13 +174,20 @@ type roleLine struct {
 	_        uint32        // 12
 	start    atomic.Uint64 // 16: holder's start time, clock ticks after boot
 	claim    atomic.Uint64 // 24: first position of the unfinished claim, +1; 0: none
-	claimLen atomic.Uint64 // 32: positions in that claim, ≤ N
+	claimLen atomic.Uint64 // 32: positions in that claim, ≤ N; claimIntent until the claiming CAS succeeds
 	peek     atomic.Uint64 // 40: position held in place (Peek), +1; 0: none
 	msgs     atomic.Uint64 // 48: messages sent or received through this line, cumulative
 	bytes    atomic.Uint64 // 56: their payload bytes, cumulative
 	since    atomic.Int64  // 64: when the holder took the line, Unix nanoseconds
 	_        [lineSize - 72]byte
 }
+
+// claimIntent in roleLine.claimLen marks a claim named before the CAS that
+// claims it: it may not be the holder's at all, if the CAS fails. The
+// holder clears it once its CAS has succeeded, so that a recoverer can
+// tell positions a live holder owns from positions it may only be about to
+// own, or never will.
+const claimIntent = 1 << 63
 
 // Role statuses, the low byte of roleLine.state.
 const (

@@ -168,3 +168,29 @@ func helperFail(what string, err error) int {
 	fmt.Fprintf(os.Stderr, "helper %s (pid %d): %s: %v\n", os.Getenv(ipctest.HelperEnv), os.Getpid(), what, err)
 	return 1
 }
+
+// dump describes the ring's shared state, for a test that hangs: the
+// cursors, every slot's sequence word, every role line, the sleep masks
+// and the semaphores.
+func dump(r *Ring) string {
+	var b []byte
+	add := func(format string, args ...any) { b = fmt.Appendf(b, format, args...) }
+	add("tail %d head %d\n", r.prod.pos.Load(), r.cons.pos.Load())
+	for i := uint64(0); i < r.n; i++ {
+		seq := r.descs.At(i).seq.Load()
+		add("slot %d: seq %d skip %v held %v\n", i, seq&^(seqSkip|seqHeld), seq&seqSkip != 0, seq&seqHeld != 0)
+	}
+	for i := 0; i < r.g.roles(); i++ {
+		e := r.roles.At(uint64(i))
+		st := e.state.Load()
+		n := e.claimLen.Load()
+		add("line %d: status %d gen %d pid %d claim %d len %d intent %v peek %d\n", i, status(st), st>>8, e.pid.Load(),
+			e.claim.Load(), n&^claimIntent, n&claimIntent != 0, e.peek.Load())
+	}
+	add("sleep masks: producers %#x consumers %#x, flags %d/%d\n", r.sleep[producerSide].masks[0].Load(),
+		r.sleep[consumerSide].masks[0].Load(), r.sleep[producerSide].flags.Load(), r.sleep[consumerSide].flags.Load())
+	vals := make([]uint16, r.sems.Len())
+	r.sems.Values(vals)
+	add("semaphores %v\nstats %+v\n", vals, r.Stats())
+	return string(b)
+}

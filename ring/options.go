@@ -131,7 +131,10 @@ type Options struct {
 
 	// MaxProducers and MaxConsumers bound how many producers and consumers
 	// may be attached at once in the multi modes (default DefaultRoles, at
-	// most 512 each). Single modes have one of each. Each role line costs
+	// most 512 each). Single modes have one of each. A consumer that closes
+	// holding messages (one too large for its last buffer, say) leaves them
+	// on its line, which stays busy until another consumer has delivered
+	// them: leave a few lines spare for that where consumers come and go. Each role line costs
 	// a line of the segment and two semaphores, within the kernel's limit
 	// per set (SEMMSL, the first field of /proc/sys/kernel/sem).
 	MaxProducers int

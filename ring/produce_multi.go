@@ -12,8 +12,11 @@ import (
 // claimLen), so that if it dies between the CAS and the publication, a
 // consumer finds them and skips them (recovery.go); it clears the claim
 // after publishing. A claim whose CAS failed is rewritten or cleared before
-// the producer does anything else, and a recoverer ignores positions that
-// the tail has not passed or that a live producer claims.
+// the producer does anything else. The claim is marked an intent until the
+// CAS has succeeded: a recoverer ignores positions that the tail has not
+// passed or that a live producer's confirmed claim covers, and comes back
+// later to those under a live producer's intent, which is settled within
+// the producer's next few instructions.
 //
 // As with a single producer, a position is free by the head with one
 // consumer (checked against a cached head) and by its slot's sequence word
@@ -99,13 +102,15 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 				continue
 			}
 		}
-		// Release, SYNC(claim): the claim is visible before the CAS that makes
-		// it ours, to recoverers (recoverProducerClaim, claimedByLive).
-		atomicx.StoreRelease(&s.line.claimLen, n)
+		// Release, SYNC(claim): the intent is visible before the CAS that
+		// makes it ours, to recoverers (recoverProducerClaim, coveredByLive).
+		atomicx.StoreRelease(&s.line.claimLen, n|claimIntent)
 		atomicx.StoreRelease(&s.line.claim, pos+1)
 		named = true
 		// Seq-cst CAS: claims [pos, pos+n).
 		if r.prod.pos.CompareAndSwap(pos, pos+n) {
+			// Release, SYNC(claim): confirmed, the positions are ours.
+			atomicx.StoreRelease(&s.line.claimLen, n)
 			return pos, n, nil
 		}
 	}

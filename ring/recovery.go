@@ -69,7 +69,7 @@ func (h *handle) recoverProducerClaim(i int) error {
 	e := r.roles.At(uint64(i))
 	// Acquire: the claim, which only the holder of the lock writes; that is
 	// us now, and before us a process that has died.
-	claim, n := e.claim.Load(), e.claimLen.Load()
+	claim, n := e.claim.Load(), e.claimLen.Load()&^claimIntent
 	if claim == 0 {
 		return nil
 	}
@@ -84,10 +84,18 @@ func (h *handle) recoverProducerClaim(i int) error {
 	if err != nil {
 		return err
 	}
-	skipped := 0
+	live := h.liveLines(views, producerSide, i)
+	skipped, deferred := 0, false
 	for pos := claim - 1; pos < claim-1+n; pos++ {
-		if pos >= tail || r.claimedByLive(views, producerSide, pos, i) {
-			continue // never claimed, or a live producer's
+		if pos >= tail {
+			continue // never claimed
+		}
+		switch r.coveredByLive(live, pos) {
+		case owned:
+			continue // a live producer's
+		case unsure:
+			deferred = true // a live producer's, maybe: next time
+			continue
 		}
 		s := r.descs.At(pos & r.mask)
 		// Acquire, SYNC(slot-publish): pairs with the release store of seq in
@@ -104,26 +112,61 @@ func (h *handle) recoverProducerClaim(i int) error {
 			step("recover:skipped")
 		}
 	}
+	if deferred {
+		// The claim stays for the next look, soon.
+		h.recheck = true
+		return nil
+	}
 	// Release, SYNC(claim): done; a recoverer after us finds nothing to do.
 	atomicx.StoreRelease(&e.claim, 0)
 	step("recover:cleared")
 	return nil
 }
 
-// claimedByLive reports whether a line of side s other than skip, with a
-// live holder in the scan, names pos in its claim.
-func (r *Ring) claimedByLive(views []lineView, s side, pos uint64, skip int) bool {
-	first, count := r.lines(s)
-	for i := first; i < first+count; i++ {
-		v := views[i]
-		if i == skip || !v.live() || v.claim == 0 {
+// cover is what a recoverer learns of a position from the claims of live
+// lines.
+type cover int
+
+const (
+	notCovered cover = iota // no live line claims it: the recoverer may
+	owned                   // a live line's confirmed claim covers it (or it is done)
+	unsure                  // a live line's intent covers it: look again soon
+)
+
+// coveredByLive reads afresh the claims of the given lines (live when the
+// caller scanned) and says whether one of them covers pos. Positions behind
+// the scan's head were claimed before the scan, so a line taken after it
+// claims none of them. A claim is read start, length, start: a claim that
+// changes meanwhile counts as unsure.
+func (r *Ring) coveredByLive(lines []int, pos uint64) cover {
+	for _, i := range lines {
+		e := r.roles.At(uint64(i))
+		// Acquire, SYNC(claim): pairs with the release stores of claim and
+		// claimLen in the claiming code (produce_multi.go, consume_multi.go).
+		c, n := e.claim.Load(), e.claimLen.Load()
+		if c == 0 || pos < c-1 || pos-(c-1) >= min(n&^claimIntent, r.n) {
 			continue
 		}
-		if pos >= v.claim-1 && pos-(v.claim-1) < min(v.claimLen, r.n) {
-			return true
+		// Acquire: the start again; a claim rewritten meanwhile is unsure.
+		if n&claimIntent != 0 || e.claim.Load() != c {
+			return unsure
+		}
+		return owned
+	}
+	return notCovered
+}
+
+// liveLines returns the lines of side s other than skip that were live in
+// the scan.
+func (h *handle) liveLines(views []lineView, s side, skip int) []int {
+	h.scan.live = h.scan.live[:0]
+	first, count := h.r.lines(s)
+	for i := first; i < first+count; i++ {
+		if i != skip && views[i].live() {
+			h.scan.live = append(h.scan.live, i)
 		}
 	}
-	return false
+	return h.scan.live
 }
 
 // strayLimit is how many units may sit in the wake-up semaphore of a line

@@ -76,6 +76,7 @@ type handle struct {
 	closer       func() (zeroCopyOut bool)
 
 	handback  bool          // closing with messages left on a line for another consumer
+	recheck   bool          // a recovery waits for a live peer's intent: look again soon
 	cancelled atomic.Uint32 // a context's wake-up has finished (see sleep)
 	lastCheck time.Time     // last full peer check
 	closeOnce sync.Once
@@ -90,6 +91,16 @@ var stepHook func(step string)
 func step(name string) {
 	if stepHook != nil {
 		stepHook(name)
+	}
+}
+
+// traceHook, when set (by tests), is told of each decision of the slow
+// paths of recovery and adoption, for a test that fails to explain itself.
+var traceHook func(format string, args ...any)
+
+func trace(format string, args ...any) {
+	if traceHook != nil {
+		traceHook(format, args...)
 	}
 }
 
@@ -159,6 +170,19 @@ func (r *Ring) take(s side, recover func(h *handle, prev uint64) error) (*handle
 		}
 	}
 	if r.multi(s) {
+		if s == consumerSide && len(order) == 0 {
+			busy := 0
+			for i := first; i < first+count; i++ {
+				// Acquire: a line's status, for the error message.
+				if status(r.roles.At(uint64(i)).state.Load()) != roleActive {
+					busy++
+				}
+			}
+			if busy > 0 {
+				return nil, fmt.Errorf("%w: all %d consumer roles are held by live processes (%d of them by consumers delivering messages that another consumer left)",
+					ErrRoleTaken, count, busy)
+			}
+		}
 		return nil, fmt.Errorf("%w: all %d %s roles are held by live processes", ErrRoleTaken, count, s)
 	}
 	return nil, fmt.Errorf("%w: the ring is %v and a live process holds its %s role", ErrRoleTaken, r.g.mode, s)
@@ -377,6 +401,7 @@ func (v lineView) dead() bool {
 type scanBuf struct {
 	vals  []uint16
 	views []lineView
+	live  []int
 }
 
 // scanLines reads the role lines of the ring and the values of its locks

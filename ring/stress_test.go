@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 
 	"github.com/shmring/shmring/internal/ipctest"
@@ -153,6 +154,7 @@ func runStress(t *testing.T, tc stressCase, per int) {
 		t.Error(err)
 	}
 	if t.Failed() {
+		t.Log(dump(r))
 		return
 	}
 
@@ -449,8 +451,19 @@ func TestStressHandOff(t *testing.T) {
 	for _, w := range allWaits {
 		t.Run("wait="+w.String(), func(t *testing.T) {
 			const producers, consumers, maxMessage = 2, 3, 64
+			var tmu sync.Mutex
+			var traced []string
+			traceHook = func(format string, args ...any) {
+				tmu.Lock()
+				traced = append(traced, fmt.Sprintf(format, args...))
+				if len(traced) > 400 {
+					traced = traced[100:]
+				}
+				tmu.Unlock()
+			}
+			defer func() { traceHook = nil }()
 			r := testRing(t, heap, &Options{Mode: MPMC, Slots: 8, MaxMessage: maxMessage,
-				MaxProducers: producers, MaxConsumers: consumers + 2, Wait: Waiting{Strategy: w}})
+				MaxProducers: producers, MaxConsumers: 2*consumers + 2, Wait: Waiting{Strategy: w}})
 			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
 			defer cancel()
 			// A consumer that stays attached and receives nothing: without
@@ -498,6 +511,9 @@ func TestStressHandOff(t *testing.T) {
 				t.Error(err)
 			}
 			if t.Failed() {
+				tmu.Lock()
+				t.Log(dump(r) + strings.Join(traced, "\n"))
+				tmu.Unlock()
 				return
 			}
 			// Every consumer saw io.EOF: nothing may be left for a new one.

@@ -21,6 +21,10 @@ const checkEvery = 25 * time.Millisecond
 // context and the peers' states.
 const spinCheck = 64
 
+// recheckSlice is how soon a handle looks again when a recovery or a
+// takeover waits for a live peer to settle a claim it is making.
+const recheckSlice = time.Millisecond
+
 // errNeedScan is the verdict of a check made from the states alone that
 // only a scan of the locks can settle: a peer may have died.
 var errNeedScan = errors.New("ring: peers must be scanned")
@@ -46,14 +50,19 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 				continue
 			}
 			err := h.check(ctx)
+			needScan := errors.Is(err, errNeedScan)
+			if needScan {
+				err = nil // spin on; scan now and then
+			}
 			now := time.Now()
-			if errors.Is(err, errNeedScan) || w.Strategy == Spin && now.Sub(h.lastCheck) >= checkEvery {
-				err = nil
-				if now.Sub(h.lastCheck) >= checkEvery {
-					var progress bool
-					if progress, err = h.scanCheck(); progress {
-						continue
-					}
+			every := checkEvery
+			if h.recheck {
+				every = recheckSlice
+			}
+			if err == nil && (needScan || w.Strategy == Spin || h.recheck) && now.Sub(h.lastCheck) >= every {
+				var progress bool
+				if progress, err = h.scanCheck(); progress {
+					continue
 				}
 			}
 			if err != nil {
@@ -133,7 +142,9 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 			stopCancel = context.AfterFunc(ctx, h.cancelWake)
 		}
 		h.countSleep()
-		err = r.sems.WaitTimeout(h.wakeNum(), h.sleepFor(ctx))
+		recheck := h.recheck
+		h.recheck = false // the next try or scan says it again if need be
+		err = r.sems.WaitTimeout(h.wakeNum(), h.sleepFor(ctx, recheck))
 		switch {
 		case err == nil:
 			scanned = false
@@ -147,6 +158,7 @@ func (h *handle) sleep(ctx context.Context, try func() bool) error {
 			}
 		case errors.Is(err, semaphore.ErrTimeout):
 			h.leave()
+			scan = scan || recheck
 		default:
 			h.leave()
 			return r.semError(err)
@@ -165,13 +177,16 @@ func (h *handle) leave() {
 // sleepFor returns how long one wait may last: until ctx's deadline, or a
 // short slice while the fence agreement settles; otherwise as long as it
 // takes (a publication, a death, a cancel or a close ends it).
-func (h *handle) sleepFor(ctx context.Context) time.Duration {
+func (h *handle) sleepFor(ctx context.Context, recheck bool) time.Duration {
 	d := time.Duration(1<<63 - 1)
 	if dl, ok := ctx.Deadline(); ok {
 		d = max(time.Until(dl), time.Microsecond)
 	}
 	if h.r.settling(h.side) {
 		d = min(d, settleSlice)
+	}
+	if recheck {
+		d = min(d, recheckSlice)
 	}
 	return d
 }
@@ -219,6 +234,7 @@ func (h *handle) check(ctx context.Context) error {
 // scanCheck reads the peers' locks, cleans up after dead peers (progress:
 // try again), and gives the verdict on the other side.
 func (h *handle) scanCheck() (progress bool, err error) {
+	h.recheck = false
 	views, err := h.scanLines()
 	if err != nil {
 		return false, err
@@ -254,9 +270,14 @@ func (h *handle) verdict(p peers, scanned bool) error {
 // there is something (a producer mid-write, or one that died there), at
 // most every checkEvery, and reports whether it recovered anything.
 func (h *handle) stuck() bool {
-	if time.Since(h.lastCheck) < checkEvery {
+	every := checkEvery
+	if h.recheck {
+		every = recheckSlice
+	}
+	if time.Since(h.lastCheck) < every {
 		return false
 	}
+	h.recheck = false
 	views, err := h.scanLines()
 	if err != nil {
 		return false
