@@ -314,7 +314,7 @@ func (m *multiReceiver) done(n uint64, bytes int) {
 	atomicx.StoreRelease(&m.own.msgs, m.msgs)
 	atomicx.StoreRelease(&m.own.bytes, m.bytes)
 	if m.freed > 0 {
-		m.r.wake(producerSide, uint32(min(m.freed, 1<<31)))
+		m.r.wakeProducers(uint32(min(m.freed, 1<<31)))
 		m.freed = 0
 	}
 }
@@ -434,7 +434,7 @@ func (m *multiReceiver) close() {
 // freedDone wakes producers for slots freed since the last done.
 func (m *multiReceiver) freedDone() {
 	if m.freed > 0 {
-		m.r.wake(producerSide, uint32(min(m.freed, 1<<31)))
+		m.r.wakeProducers(uint32(min(m.freed, 1<<31)))
 		m.freed = 0
 	}
 }

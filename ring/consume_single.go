@@ -110,7 +110,7 @@ func (s *singleReceiver) done(n uint64, bytes int) {
 		s.named = false
 	}
 	if freed > 0 {
-		r.wake(producerSide, uint32(min(freed, 1<<31)))
+		r.wakeProducers(uint32(min(freed, 1<<31)))
 	}
 }
 

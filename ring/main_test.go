@@ -187,8 +187,8 @@ func dump(r *Ring) string {
 		add("line %d: status %d gen %d pid %d claim %d len %d intent %v peek %d\n", i, status(st), st>>8, e.pid.Load(),
 			e.claim.Load(), n&^claimIntent, n&claimIntent != 0, e.peek.Load())
 	}
-	add("sleep masks: producers %#x consumers %#x, flags %d/%d\n", r.sleep[producerSide].masks[0].Load(),
-		r.sleep[consumerSide].masks[0].Load(), r.sleep[producerSide].flags.Load(), r.sleep[consumerSide].flags.Load())
+	add("sleep masks: producers %#x consumers %#x, flags %d/%d\n", r.sleepers[producerSide].masks[0].Load(),
+		r.sleepers[consumerSide].masks[0].Load(), r.sleepers[producerSide].flags.Load(), r.sleepers[consumerSide].flags.Load())
 	vals := make([]uint16, r.sems.Len())
 	r.sems.Values(vals)
 	add("semaphores %v\nstats %+v\n", vals, r.Stats())

@@ -131,7 +131,7 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	// Release: only monitors read the counters.
 	atomicx.StoreRelease(&s.line.msgs, s.msgs)
 	atomicx.StoreRelease(&s.line.bytes, s.bytes)
-	r.wake(consumerSide, uint32(min(n, 1<<31)))
+	r.wakeConsumers(uint32(min(n, 1<<31)))
 }
 
 func (s *multiSender) abort(pos uint64) {
@@ -141,5 +141,5 @@ func (s *multiSender) abort(pos uint64) {
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, (pos+1)|seqSkip)
 	// Release, SYNC(claim): finished.
 	atomicx.StoreRelease(&s.line.claim, 0)
-	r.wake(consumerSide, 1)
+	r.wakeConsumers(1)
 }

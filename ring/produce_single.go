@@ -92,7 +92,7 @@ func (s *singleSender) publish(pos, n uint64, bytes int) {
 	atomicx.StoreRelease(&r.prod.pos, s.tail)
 	atomicx.StoreRelease(&s.line.msgs, s.msgs)
 	atomicx.StoreRelease(&s.line.bytes, s.bytes)
-	r.wake(consumerSide, uint32(min(n, 1<<31)))
+	r.wakeConsumers(uint32(min(n, 1<<31)))
 }
 
 // abort gives nothing back: the tail did not move, so the position is

@@ -75,18 +75,18 @@ type Ring struct {
 	// Block, which sleeps at once and should not pay for membarrier.
 	fencedSleeper bool
 
-	hdr     *header
-	seal    *sealLine
-	prod    *cursorLine
-	cons    *cursorLine
-	sleep   [2]*sleepLine // by side: the sleepers of that side
-	ctrl    *controlLine
-	roles   atomicx.Array[roleLine]
-	descs   atomicx.Array[slotDesc]
-	payload []byte // the payload area, N*slotSize bytes
-	n, mask uint64
-	slot    int     // slotSize
-	oneWord [2]bool // by side: one sleep mask word covers its lines
+	hdr      *header
+	seal     *sealLine
+	prod     *cursorLine
+	cons     *cursorLine
+	sleepers [2]*sleepLine // by side: the sleepers of that side
+	ctrl     *controlLine
+	roles    atomicx.Array[roleLine]
+	descs    atomicx.Array[slotDesc]
+	payload  []byte // the payload area, N*slotSize bytes
+	n, mask  uint64
+	slot     int     // slotSize
+	quiet    [2]bool // by side: light, and one sleep mask word covers its lines
 
 	// mu orders the ring's own calls (Stats, NewProducer, ...) with Close:
 	// they hold it shared while they touch the memory.
@@ -259,9 +259,9 @@ func newRing(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, err
 	view(err)
 	r.cons, err = atomicx.At[cursorLine](mem, 3*lineSize)
 	view(err)
-	r.sleep[consumerSide], err = atomicx.At[sleepLine](mem, 4*lineSize)
+	r.sleepers[consumerSide], err = atomicx.At[sleepLine](mem, 4*lineSize)
 	view(err)
-	r.sleep[producerSide], err = atomicx.At[sleepLine](mem, 5*lineSize)
+	r.sleepers[producerSide], err = atomicx.At[sleepLine](mem, 5*lineSize)
 	view(err)
 	r.ctrl, err = atomicx.At[controlLine](mem, 6*lineSize)
 	view(err)
@@ -273,9 +273,10 @@ func newRing(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, err
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	r.payload = mem[g.payloadOffset():g.size():g.size()]
-	r.oneWord = [2]bool{r.words(producerSide) == 1, r.words(consumerSide) == 1}
+	r.quiet = [2]bool{r.light && r.words(producerSide) == 1, r.light && r.words(consumerSide) == 1}
 	r.light = atomicx.RegisterBarrier() && !fencedForTest
 	r.fencedSleeper = !r.light || w.Strategy == Block
+	r.quiet = [2]bool{r.light && r.words(producerSide) == 1, r.light && r.words(consumerSide) == 1}
 	return r, nil
 }
 

@@ -489,7 +489,7 @@ func (r *Ring) agreeFor(s side) error {
 	if !r.fencedSleeper {
 		return nil
 	}
-	sl := r.sleep[s]
+	sl := r.sleepers[s]
 	// Acquire: whether the flag is set already.
 	if sl.flags.Load()&sleepFenced != 0 {
 		return nil

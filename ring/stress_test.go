@@ -426,7 +426,7 @@ func TestWakeUpUnitsBalance(t *testing.T) {
 				units := wakeUnits(t, r)
 				st := r.Stats()
 				t.Logf("%d round trips: wake-up units %v, sleep masks %#x/%#x, stats %+v", rounds, units,
-					r.sleep[producerSide].masks[0].Load(), r.sleep[consumerSide].masks[0].Load(), st)
+					r.sleepers[producerSide].masks[0].Load(), r.sleepers[consumerSide].masks[0].Load(), st)
 				if maxUnits(units) > strayUnits {
 					t.Errorf("wake-up units left with both sides idle: %v (of %d sleeps, %d posts)",
 						units, st.ConsumerSleeps+st.ProducerSleeps, st.Wakeups)

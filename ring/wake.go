@@ -75,27 +75,40 @@ func (r *Ring) lineBits(s side, w int) uint64 {
 	return ^uint64(0)
 }
 
-// wake is the publisher's half of the protocol, called after publishing k
-// messages (or freeing k slots) for side s, whose sleepers it wakes: up to
-// k of them. It is small enough to inline: the busy path is two loads of a
-// line that stays in the publisher's cache and one branch.
-func (r *Ring) wake(s side, k uint32) {
-	sl := r.sleep[s]
+// wakeConsumers is the publisher's half of the protocol for a producer that
+// published k messages, and wakeProducers for a consumer that freed k
+// slots: each wakes up to k sleepers of the side. They are small enough to
+// inline: the busy path is two loads of a line that stays in the
+// publisher's cache and one branch.
+func (r *Ring) wakeConsumers(k uint32) {
+	sl := r.sleepers[consumerSide]
 	// Acquire, SYNC(fence-agreement): pairs with the CAS of flags in
 	// agreeFor; read after the publication, so that a publication that
-	// misses the flag is older than the flag.
-	if r.light && sl.flags.Load() == 0 && sl.masks[0].Load() == 0 && r.oneWord[s] {
-		// Seq-cst load above, SYNC(dekker): pairs with the CAS of the
-		// sleeper's bit in announce, ordered for us by its membarrier.
+	// misses the flag is older than the flag. Seq-cst load of the mask,
+	// SYNC(dekker): pairs with the CAS of the sleeper's bit in announce,
+	// ordered for us by its membarrier (quiet: this process is a membarrier
+	// target, and the side's lines fit one mask word).
+	if uint64(sl.flags.Load())|sl.masks[0].Load() == 0 && r.quiet[consumerSide] {
 		return
 	}
-	r.wakeFenced(s, k)
+	r.wakeFenced(consumerSide, k)
+}
+
+// wakeProducers is wakeConsumers for the other side.
+func (r *Ring) wakeProducers(k uint32) {
+	sl := r.sleepers[producerSide]
+	// Acquire and seq-cst, SYNC(fence-agreement) and SYNC(dekker), as in
+	// wakeConsumers.
+	if uint64(sl.flags.Load())|sl.masks[0].Load() == 0 && r.quiet[producerSide] {
+		return
+	}
+	r.wakeFenced(producerSide, k)
 }
 
 // wakeFenced is wake for a publication that must fence, or that found a
 // sleeper.
 func (r *Ring) wakeFenced(s side, k uint32) {
-	sl := r.sleep[s]
+	sl := r.sleepers[s]
 	// Acquire, SYNC(fence-agreement), as in wake.
 	if !r.light || sl.flags.Load() != 0 {
 		// SYNC(dekker): our publication before our loads of the masks.
@@ -116,7 +129,7 @@ func (r *Ring) wakeFenced(s side, k uint32) {
 // they must see.
 func (r *Ring) wakeAll(s side) {
 	atomicx.Fence() // SYNC(dekker): whatever we published before the loads
-	sl := r.sleep[s]
+	sl := r.sleepers[s]
 	for w := 0; w < r.words(s); w++ {
 		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
 		for m := sl.masks[w].Load() & r.lineBits(s, w); m != 0; m &= m - 1 {
@@ -129,7 +142,7 @@ func (r *Ring) wakeAll(s side) {
 // it clears the bit and posts the line's semaphore. It reports whether it
 // did.
 func (r *Ring) wakeLine(s side, local int) bool {
-	if !clearBit(&r.sleep[s].masks[local/64], uint64(1)<<(local%64)) {
+	if !clearBit(&r.sleepers[s].masks[local/64], uint64(1)<<(local%64)) {
 		return false
 	}
 	first, _ := r.lines(s)
@@ -178,7 +191,7 @@ func clearBit(w *atomic.Uint64, bit uint64) bool {
 // announce sets h's bit, ordered before the look at the ring that follows.
 func (h *handle) announce() {
 	r := h.r
-	setBit(&r.sleep[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
+	setBit(&r.sleepers[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
 	if r.light && r.needsBarrier(h.side) {
 		// Heavy half of SYNC(dekker): orders the publishers' stores before
 		// their loads of the mask, on their CPUs.
@@ -189,7 +202,7 @@ func (h *handle) announce() {
 // needsBarrier reports whether a sleeper of side s must run membarrier:
 // unless the side's publishers fence, and have fenced for long enough.
 func (r *Ring) needsBarrier(s side) bool {
-	sl := r.sleep[s]
+	sl := r.sleepers[s]
 	// Acquire, SYNC(fence-agreement): the flag and its time, set in
 	// agreeFor.
 	return sl.flags.Load()&sleepFenced == 0 || time.Now().UnixNano()-sl.fenced.Load() < int64(fenceSettle)
@@ -199,14 +212,14 @@ func (r *Ring) needsBarrier(s side) bool {
 // run membarrier, must sleep in slices: the agreement is still young.
 func (r *Ring) settling(s side) bool {
 	// Acquire, SYNC(fence-agreement), as in needsBarrier.
-	return !r.light && time.Now().UnixNano()-r.sleep[s].fenced.Load() < int64(fenceSettle)
+	return !r.light && time.Now().UnixNano()-r.sleepers[s].fenced.Load() < int64(fenceSettle)
 }
 
 // withdraw clears h's bit, when it leaves without having been woken, and
 // reports whether a waker had cleared it first: then a unit is on its way,
 // and the caller takes it (absorb).
 func (h *handle) withdraw() (taken bool) {
-	return !clearBit(&h.r.sleep[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
+	return !clearBit(&h.r.sleepers[h.side].masks[h.local/64], uint64(1)<<(h.local%64))
 }
 
 // absorb takes the unit that a waker owes h, so that it does not wake h's

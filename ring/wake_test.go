@@ -160,7 +160,7 @@ func TestFenceAgreement(t *testing.T) {
 	}
 	opts := &Options{Slots: 16, MaxMessage: 64, Wait: Waiting{Strategy: Adaptive}}
 	req, resp := testRing(t, shm, opts), testRing(t, shm, opts)
-	if req.sleep[consumerSide].flags.Load() != 0 {
+	if req.sleepers[consumerSide].flags.Load() != 0 {
 		t.Fatal("a new ring asks publishers to fence")
 	}
 	cmd := ipctest.Command(t, "echo", append(helperEnv(req, "RING_REPLY="+strconv.Itoa(resp.SegmentID())), "SHMRING_FENCED=1",
@@ -189,7 +189,7 @@ func TestFenceAgreement(t *testing.T) {
 		}
 	}
 	// The echo's consumer side asked our publications to fence.
-	if req.sleep[consumerSide].flags.Load()&sleepFenced == 0 {
+	if req.sleepers[consumerSide].flags.Load()&sleepFenced == 0 {
 		t.Fatal("the fenced process did not record the agreement")
 	}
 	p.Close()
