@@ -38,7 +38,8 @@ type multiReceiver struct {
 
 	named     bool   // our own line names a claim (or an intent) we must clear
 	look      bool   // look for claims left by others at the next chance
-	peekSet   bool   // the line we serve names a position we look at
+	peekSet   bool   // our line names a position we look at
+	seen      bool   // the position delivered now was looked at by a consumer that died
 	handbacks uint64 // the ring's handback count when we last looked
 	freed     uint64 // slots freed since the last done
 	msgs      uint64
@@ -241,10 +242,40 @@ func (m *multiReceiver) ours(pos, seq uint64) cover {
 		return owned // never claimed when we took the claim over
 	case seq&^(seqSkip|seqHeld) != pos+1:
 		return owned // finished
-	case seq&seqHeld != 0 && pos+1 != m.flagPos:
-		return owned // held in place by a consumer serving another line
+	case seq&seqHeld != 0:
+		// Acquire, SYNC(slot-owner): pairs with the CAS of the owner word
+		// in acquireSlot.
+		if o := m.r.descs.At(pos & m.r.mask).owner.Load(); o != m.h.token && m.r.tokenLive(o) {
+			return unsure // a live consumer looks at it in place: it will finish it
+		}
 	}
 	return m.r.coveredByLive(m.live, pos)
+}
+
+// acquireSlot makes pos, a position of another process's claim, ours alone
+// before we finish or hold it: it takes the slot's owner word, from nobody
+// or from a holder that is gone. It reports false if a live consumer holds
+// it. (Positions of our own claim, won at the head, are ours already.)
+func (m *multiReceiver) acquireSlot(pos uint64) bool {
+	d := m.r.descs.At(pos & m.r.mask)
+	// Acquire, SYNC(slot-owner): the word, then a CAS from what it said.
+	o := d.owner.Load()
+	if o == m.h.token {
+		return true
+	}
+	if o != 0 && m.r.tokenLive(o) {
+		return false
+	}
+	// Seq-cst CAS, SYNC(slot-owner): pairs with the loads in ours and
+	// acquireSlot of other consumers.
+	return d.owner.CompareAndSwap(o, m.h.token)
+}
+
+// releaseSlot gives up the owner word of pos, if we hold it.
+func (m *multiReceiver) releaseSlot(pos uint64) {
+	// Seq-cst CAS, SYNC(slot-owner): after the slot's sequence word, so
+	// that an owner word names a holder only while it holds the slot.
+	m.r.descs.At(pos&m.r.mask).owner.CompareAndSwap(m.h.token, 0)
 }
 
 // free gives the slot of pos back to the producers.
@@ -267,7 +298,14 @@ func (m *multiReceiver) free(pos, seq uint64) bool {
 }
 
 func (m *multiReceiver) take(pos uint64) bool {
+	if m.checked && m.curSeq&seqHeld != 0 && !m.acquireSlot(pos) {
+		return false // a live consumer took it over meanwhile: try again
+	}
+	m.noteSeen(pos)
 	ok := m.free(pos, m.curSeq)
+	if m.checked {
+		m.releaseSlot(pos)
+	}
 	m.at++
 	if m.at == m.end {
 		m.letGo()
@@ -276,31 +314,51 @@ func (m *multiReceiver) take(pos uint64) bool {
 }
 
 func (m *multiReceiver) hold(pos uint64) bool {
-	if m.checked && m.curSeq&seqHeld == 0 {
-		// Seq-cst CAS: the position is ours alone while we look at it.
-		if !m.r.descs.At(pos&m.r.mask).seq.CompareAndSwap(m.curSeq, m.curSeq|seqHeld) {
-			m.at++
-			return false
-		}
-		m.curSeq |= seqHeld
+	if !m.checked {
+		m.seen = false
+		// Release, SYNC(claim): our line names the message we look at before
+		// we hand it out, so that whoever serves our claim after us delivers
+		// it again, flagged, if we die.
+		atomicx.StoreRelease(&m.src.peek, pos+1)
+		m.peekSet = true
+		return true
 	}
-	// Release, SYNC(claim): the line we serve names the message we look at
-	// before we hand it out, so that whoever serves it after us delivers it
-	// again if we die.
-	atomicx.StoreRelease(&m.src.peek, pos+1)
-	m.peekSet = true
+	// Another process's claim: the slot itself says that it is held, and
+	// by whom (its owner word, taken first), so that a consumer serving
+	// any line that names it finds out, and one that finds the holder dead
+	// takes it over, flagged.
+	if !m.acquireSlot(pos) {
+		return false // a live consumer holds it: front says so next time
+	}
+	step("hold:owned")
+	m.noteSeen(pos)
+	if m.curSeq&seqHeld != 0 {
+		return true // held by one that died: we go on with it
+	}
+	// Seq-cst CAS, SYNC(slot-publish): the slot is held for pos; a
+	// consumer that finished it first makes this fail.
+	if !m.r.descs.At(pos&m.r.mask).seq.CompareAndSwap(m.curSeq, m.curSeq|seqHeld) {
+		m.releaseSlot(pos)
+		return false
+	}
+	m.curSeq |= seqHeld
+	step("hold:held")
 	return true
 }
 
 func (m *multiReceiver) release(pos uint64) {
 	s := m.r.descs.At(pos & m.r.mask)
 	// Release, SYNC(slot-release): the position is ours alone (claimed at
-	// the head, or held by CAS).
+	// the head, or held by its owner word).
 	atomicx.StoreRelease(&s.seq, pos+m.r.n)
 	m.freed++
-	// Release, SYNC(claim): finished, after the slot.
-	atomicx.StoreRelease(&m.src.peek, 0)
-	m.peekSet = false
+	if m.checked {
+		m.releaseSlot(pos)
+	} else {
+		// Release, SYNC(claim): finished, after the slot.
+		atomicx.StoreRelease(&m.src.peek, 0)
+		m.peekSet = false
+	}
 	m.at++
 	if m.at == m.end {
 		m.letGo()
@@ -319,11 +377,18 @@ func (m *multiReceiver) done(n uint64, bytes int) {
 	}
 }
 
-func (m *multiReceiver) redelivered(pos uint64) bool {
-	if !m.checked || m.flagPos == 0 || pos+1 != m.flagPos {
+// noteSeen records, for redelivered, whether the message at pos of the
+// claim we serve was looked at in place by a consumer that died: it was
+// held (the slot says so), or its line named it in peek.
+func (m *multiReceiver) noteSeen(pos uint64) {
+	m.seen = m.checked && (m.curSeq&seqHeld != 0 || m.flagPos != 0 && pos+1 == m.flagPos)
+}
+
+func (m *multiReceiver) redelivered(uint64) bool {
+	if !m.seen {
 		return false
 	}
-	m.flagPos = 0
+	m.seen = false
 	m.r.ctrl.redelivered.Add(1) // relaxed would do: a statistics counter
 	return true
 }
@@ -417,9 +482,12 @@ func (m *multiReceiver) close() {
 		m.clearIntent()
 		return
 	}
-	// Release, SYNC(claim): what is left of the claim.
-	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
+	// Release, SYNC(claim): what is left of the claim, start first: every
+	// state in between covers at least what is left (positions beyond it
+	// are checked by whoever serves it).
 	atomicx.StoreRelease(&m.src.claim, m.at+1)
+	step("handback:start")
+	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
 	trace("line %d closes, handing back [%d, %d) on line %d", m.h.idx, m.at, m.end, m.srcIdx)
 	if m.flagPos != 0 && m.flagPos <= m.at {
 		atomicx.StoreRelease(&m.src.peek, 0)

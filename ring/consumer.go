@@ -161,7 +161,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 		if !c.d.take(pos) {
 			continue
 		}
-		c.d.redelivered(pos)
+		msgs[got].Redelivered = c.d.redelivered(pos)
 		msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:n]
 		bytes += n
 		got++
@@ -174,7 +174,9 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 }
 
 // TryReceive copies the next message into buf and returns its length and
-// type, or [ErrEmpty] if none is waiting. A message larger than cap(buf)
+// type, or [ErrEmpty] if none is waiting. (Whether a message is a
+// redelivery, Receive cannot say: [Consumer.Peek] and the batch calls can,
+// and [Stats].Redelivered counts them all.) A message larger than cap(buf)
 // gives [ErrTooLarge] and stays: the next receive of this consumer gets it
 // (in the multi-consumer modes this consumer holds it; if it closes,
 // another consumer gets it). It never blocks.

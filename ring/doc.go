@@ -90,7 +90,8 @@
 //     [Consumer.Peek] and its Release) does not stall the ring: the consumer
 //     that takes over its role, or in the multi-consumer modes a live
 //     consumer that finds it, delivers the message again with
-//     Peeked.Redelivered set, counted in [Stats].Redelivered. A consumer
+//     Peeked.Redelivered (or, in a batch, Message.Redelivered) set, counted
+//     in [Stats].Redelivered. A consumer
 //     killed in the middle of a copy never returned that message, which is
 //     delivered to the next consumer as a first delivery. So delivery is
 //     exactly-once but for messages looked at in place by a consumer that

@@ -93,7 +93,7 @@ func closeWhileBusy(t *testing.T, mem memory, mode Mode, round int) (int, error)
 			}
 			return err
 		case 1:
-			_, err := p.TrySendBatch([]Message{{1, buf[:10]}, {2, buf}})
+			_, err := p.TrySendBatch([]Message{{Type: 1, Data: buf[:10]}, {Type: 2, Data: buf}})
 			if errors.Is(err, ErrFull) {
 				return nil
 			}

@@ -210,7 +210,7 @@ const (
 // before seq's release store and read after its acquire load.
 type slotDesc struct {
 	seq    atomic.Uint64 // 0
-	_      uint64        // 8: the owner word, reserved for out-of-order claims; zero in version 2
+	owner  atomic.Uint64 // 8: token of the consumer holding the slot in place while serving another's claim (see consume_multi.go); 0: none
 	typ    int64         // 16: message type, > 0
 	size   uint32        // 24: payload bytes
 	flags  uint32        // 28: descInline

@@ -13,6 +13,10 @@ import (
 type Message struct {
 	Type int64
 	Data []byte
+	// Redelivered is set on receive when a consumer that died was looking
+	// at this message in place (Peek) when it died: it may have acted on it
+	// (see Peeked.Redelivered). Sends ignore it.
+	Redelivered bool
 }
 
 // Producer sends messages into a ring. It holds one producer role of the

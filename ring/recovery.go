@@ -245,7 +245,7 @@ func (r *Ring) tailAfter(tail uint64) (uint64, error) {
 		// Acquire, SYNC(slot-publish): what the dead producer, and a consumer
 		// after it, left in the slot.
 		seq := r.descs.At(pos & r.mask).seq.Load()
-		published := seq&^seqSkip == pos+1
+		published := seq&^(seqSkip|seqHeld) == pos+1
 		consumed := multiConsumer && seq == pos+r.n
 		if !published && !consumed {
 			step("recover:tail")

@@ -529,3 +529,241 @@ func TestRoleTakeNeverDeath(t *testing.T) {
 		})
 	}
 }
+
+func init() {
+	helpers["batch-close"] = helperBatchClose
+	helpers["peek-hold"] = helperPeekHold
+}
+
+// helperBatchClose takes a consumer role, receives a batch whose first
+// buffer fits the first message and whose others are too small, so that it
+// holds the rest of its claim, and closes: a hand-back. With SHMRING_PARK
+// it stops, and is killed, inside the close.
+func helperBatchClose() int {
+	r, _ := helperOpen()
+	c, err := r.NewConsumer()
+	if err != nil {
+		return helperFail("new consumer", err)
+	}
+	msgs := []Message{{Data: make([]byte, r.MaxMessage())}}
+	for i := 0; i < 7; i++ {
+		msgs = append(msgs, Message{Data: make([]byte, 1)})
+	}
+	if n, err := c.TryReceiveBatch(msgs); n != 1 || err != nil {
+		return helperFail("batch", fmt.Errorf("%d messages, %v", n, err))
+	}
+	if err := c.Close(); err != nil {
+		return helperFail("close", err)
+	}
+	return hang()
+}
+
+// helperPeekHold takes a consumer role and looks at one message in place:
+// with a claim left by another consumer to serve, it holds that message's
+// slot. With SHMRING_PARK it stops, and is killed, while taking it.
+func helperPeekHold() int {
+	r, _ := helperOpen()
+	c, err := r.NewConsumer()
+	if err != nil {
+		return helperFail("new consumer", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+	defer cancel()
+	if _, err := c.Peek(ctx); err != nil {
+		return helperFail("peek", err)
+	}
+	return hang()
+}
+
+// TestHandBackKilled: a consumer that closes holding messages (a
+// hand-back) is killed at each step of its close, and a consumer that
+// serves another's hand-back is killed while it takes a message's slot to
+// look at it in place. Every message of the hand-back is delivered, the
+// one looked at flagged, and the ring laps: no slot stays held.
+func TestHandBackKilled(t *testing.T) {
+	for _, tc := range []struct {
+		helper, step string
+		flagged      bool // the message at position 1 comes back flagged
+	}{
+		{"batch-close", "handback:start", false},
+		{"batch-close", "release:closed", false},
+		{"batch-close", "release:unlocked", false},
+		// Killed before the slot said held: it never handed the message
+		// out, which comes back unflagged; killed after, it may have.
+		{"peek-hold", "hold:owned", false},
+		{"peek-hold", "hold:held", true},
+	} {
+		t.Run(tc.helper+"/"+tc.step, func(t *testing.T) {
+			r := testRing(t, shm, &Options{Mode: MPMC, Slots: 16, MaxMessage: 64, MaxProducers: 1, MaxConsumers: 4})
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			for seq := uint64(0); seq < 8; seq++ {
+				if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A consumer waiting since before the kill.
+			waiting, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := uint64(1)
+			if tc.helper == "peek-hold" {
+				// The hand-back to serve: positions 1..7 of a consumer that
+				// closed holding them.
+				kill(t, startHelper(t, "batch-close", helperEnv(r)...))
+			} else {
+				first = 1
+			}
+			if !parkAndKill(t, tc.helper, tc.step, helperEnv(r)...) {
+				t.Fatalf("%s never reached %s", tc.helper, tc.step)
+			}
+			got := map[uint64]bool{}
+			flagged := map[uint64]bool{}
+			for len(got) < int(8-first) {
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				m, err := waiting.Peek(ctx)
+				cancel()
+				if err != nil {
+					t.Fatalf("after %v: %v\n%s", got, err, dump(r))
+				}
+				_, seq, err := checkPayload(m.Type, m.Data, make([]byte, 64))
+				if err != nil || got[seq] || seq < first {
+					t.Fatalf("seq %d: twice, unexpected or bad (%v)", seq, err)
+				}
+				got[seq], flagged[seq] = true, m.Redelivered
+				waiting.Release()
+			}
+			if flagged[1] != tc.flagged {
+				t.Errorf("the message the dead consumer was taking came back flagged %v, want %v", flagged[1], tc.flagged)
+			}
+			for seq, f := range flagged {
+				if f && seq != 1 {
+					t.Errorf("seq %d flagged", seq)
+				}
+			}
+			// The ring laps: every slot is free again.
+			for i := 0; i < 16; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				err := p.Send(ctx, 1, payload(buf, 0, uint64(8+i)))
+				cancel()
+				if err != nil {
+					t.Fatalf("send %d after the hand-back: %v\n%s", i, err, dump(r))
+				}
+				if _, _, err := waiting.TryReceive(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestTailAfterHeld: a single producer that takes over finds the real tail
+// past slots that consumers hold in place (seqHeld) or have finished.
+func TestTailAfterHeld(t *testing.T) {
+	r := testRing(t, heap, &Options{Mode: SPMC, Slots: 8, MaxMessage: 64, MaxConsumers: 2})
+	// Positions 0..4 published; 1 held in place, 2 consumed, 3 skipped.
+	for pos := uint64(0); pos < 5; pos++ {
+		r.descs.At(pos).seq.Store(pos + 1)
+	}
+	r.descs.At(1).seq.Store(2 | seqHeld)
+	r.descs.At(2).seq.Store(2 + 8)
+	r.descs.At(3).seq.Store(4 | seqSkip)
+	tail, err := r.tailAfter(0)
+	if err != nil || tail != 5 {
+		t.Fatalf("tailAfter: %d %v, want 5", tail, err)
+	}
+}
+
+// TestInterruptScribbled: a process that may write the ring clears the
+// sleep masks under a sleeping handle; cancelling its context, and
+// closing its ring, still end the call.
+func TestInterruptScribbled(t *testing.T) {
+	for _, w := range []WaitStrategy{Block, Adaptive} {
+		for _, s := range []side{consumerSide, producerSide} {
+			t.Run(fmt.Sprintf("wait=%v/%v", w, s), func(t *testing.T) {
+				forMemories(t, &Options{Slots: 4, MaxMessage: 16, Wait: Waiting{Strategy: w}}, func(t *testing.T, r *Ring) {
+					p, c := pair(t, r)
+					if s == producerSide {
+						for p.TrySend(1, nil) == nil {
+						}
+					}
+					for _, how := range []string{"cancel", "close"} {
+						ctx, cancel := context.WithCancel(context.Background())
+						done := make(chan error, 1)
+						before := r.Stats()
+						go func() {
+							if s == producerSide {
+								done <- p.Send(ctx, 1, nil)
+							} else {
+								_, _, err := c.Receive(ctx, make([]byte, 16))
+								done <- err
+							}
+						}()
+						blockedUntil(t, r, s, before)
+						r.sleepers[s].masks[0].Store(0) // the scribbler
+						if how == "cancel" {
+							cancel()
+						} else {
+							go r.Close()
+						}
+						select {
+						case err := <-done:
+							if err == nil {
+								t.Fatalf("%s: the call succeeded", how)
+							}
+						case <-time.After(ipctest.Deadline):
+							t.Fatalf("%s did not end the call once the masks were cleared", how)
+						}
+						cancel()
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestRedeliveredBatch: a message looked at in place by a consumer that
+// died comes back flagged in a batch too, and is counted.
+func TestRedeliveredBatch(t *testing.T) {
+	for _, mode := range []Mode{SPSC, MPMC} {
+		t.Run("mode="+mode.String(), func(t *testing.T) {
+			r := testRing(t, shm, &Options{Mode: mode, Slots: 4, MaxMessage: 64})
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.TrySend(1, []byte("seen")); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.TrySend(2, []byte("not seen")); err != nil {
+				t.Fatal(err)
+			}
+			kill(t, startHelper(t, "hang-consumer", helperEnv(r, "RING_COUNT=0", "RING_PEEK=1")...))
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs := []Message{{Data: make([]byte, 64)}, {Data: make([]byte, 64)}}
+			got := 0
+			for got < 2 {
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				n, err := c.ReceiveBatch(ctx, msgs[got:])
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += n
+			}
+			if !msgs[0].Redelivered || msgs[1].Redelivered || string(msgs[0].Data) != "seen" {
+				t.Fatalf("batch: %q %v, %q %v", msgs[0].Data, msgs[0].Redelivered, msgs[1].Data, msgs[1].Redelivered)
+			}
+			if st := r.Stats(); st.Redelivered != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

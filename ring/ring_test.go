@@ -25,8 +25,8 @@ func TestUseAfterClose(t *testing.T) {
 		for name, call := range map[string]func() error{
 			"TrySend":         func() error { return p.TrySend(1, nil) },
 			"Send":            func() error { return p.Send(ctx, 1, nil) },
-			"TrySendBatch":    func() error { _, err := p.TrySendBatch([]Message{{1, nil}}); return err },
-			"SendBatch":       func() error { _, err := p.SendBatch(ctx, []Message{{1, nil}}); return err },
+			"TrySendBatch":    func() error { _, err := p.TrySendBatch([]Message{{Type: 1, Data: nil}}); return err },
+			"SendBatch":       func() error { _, err := p.SendBatch(ctx, []Message{{Type: 1, Data: nil}}); return err },
 			"Reserve":         func() error { _, err := p.Reserve(ctx); return err },
 			"TryReserve":      func() error { _, err := p.TryReserve(); return err },
 			"Commit":          func() error { return p.Commit(1, 0) },

@@ -65,6 +65,7 @@ type handle struct {
 	local int       // index among the lines of its side
 	line  *roleLine // the role line
 	state uint64    // the line's state while we hold it
+	token uint64    // names this holder in a slot's owner word (tokenFor)
 	g     guard
 
 	armed []uint16 // wake-up semaphores the kernel posts if we die
@@ -235,22 +236,26 @@ func (h *handle) takeLine(i int, recover func(h *handle, prev uint64) error) (bo
 	// Release, SYNC(role-state): pairs with the acquire loads of state in
 	// scans; pid and start are visible with the new status.
 	atomicx.StoreRelease(&e.state, h.state)
+	h.token = tokenFor(i, h.state)
 	step("take:active")
 	return true, nil
 }
 
-// release gives the line back: status closed, death notices withdrawn,
-// lock dropped, peers woken to see the close. The discipline has already
-// left the claim as it should stay (cleared, or handed back for another
-// consumer to take).
+// release gives the line back: status closed, lock dropped, a hand-back
+// counted, peers woken to see the close, and only then death notices
+// withdrawn, so that a kill at any step of it still wakes the peers, who
+// then find what the line holds. The discipline has already left the
+// claim as it should stay (cleared, or handed back for another consumer
+// to take).
 func (h *handle) release() error {
 	e := h.line
 	// Release, SYNC(role-state): pairs with the acquire loads of state in
 	// scans and verdicts; everything this handle published is visible to a
 	// peer that sees it closed.
 	atomicx.StoreRelease(&e.state, next(h.state, roleClosed))
-	err := h.r.arm(h.armed, false)
-	err = errors.Join(err, h.r.unlock(h.idx))
+	step("release:closed")
+	err := h.r.unlock(h.idx)
+	step("release:unlocked")
 	if h.handback {
 		h.r.ctrl.handbacks.Add(1) // seq-cst: other consumers' next looks see it
 	}
@@ -258,10 +263,27 @@ func (h *handle) release() error {
 	if h.side == consumerSide && h.r.g.mode.multiConsumer() {
 		h.r.wakeAll(consumerSide) // one of them may take what we handed back
 	}
+	err = errors.Join(err, h.r.arm(h.armed, false))
 	if errors.Is(err, ErrRemoved) {
 		return nil // the ring is gone, and the role with it
 	}
 	return err
+}
+
+// tokenFor is the owner-word token of the holder of line i in state st:
+// the line and its generation, which no later holder of the line shares.
+func tokenFor(i int, st uint64) uint64 { return uint64(i+1)<<40 | st>>8&(1<<40-1) }
+
+// tokenLive reports whether the holder that token names still holds its
+// line (or has died and not yet been found dead).
+func (r *Ring) tokenLive(token uint64) bool {
+	i := int(token>>40) - 1
+	if i < 0 || i >= r.g.roles() {
+		return false
+	}
+	// Acquire, SYNC(role-state): the line's state now.
+	st := r.roles.At(uint64(i)).state.Load()
+	return status(st) == roleActive && st>>8&(1<<40-1) == token&(1<<40-1)
 }
 
 // unlockAndWake gives up a line that we locked but did not make active,

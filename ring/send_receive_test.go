@@ -131,8 +131,8 @@ func TestTooLarge(t *testing.T) {
 		for name, send := range map[string]func() error{
 			"TrySend":      func() error { return p.TrySend(1, big) },
 			"Send":         func() error { return p.Send(ctx, 1, big) },
-			"TrySendBatch": func() error { _, err := p.TrySendBatch([]Message{{1, nil}, {1, big}}); return err },
-			"SendBatch":    func() error { _, err := p.SendBatch(ctx, []Message{{1, nil}, {1, big}}); return err },
+			"TrySendBatch": func() error { _, err := p.TrySendBatch([]Message{{Type: 1, Data: nil}, {Type: 1, Data: big}}); return err },
+			"SendBatch":    func() error { _, err := p.SendBatch(ctx, []Message{{Type: 1, Data: nil}, {Type: 1, Data: big}}); return err },
 		} {
 			err := send()
 			if !errors.Is(err, ErrTooLarge) {
@@ -208,10 +208,10 @@ func TestBadType(t *testing.T) {
 			if err := p.Send(ctx, typ, []byte("x")); !errors.Is(err, ErrBadType) {
 				t.Fatalf("Send type %d: %v", typ, err)
 			}
-			if n, err := p.TrySendBatch([]Message{{1, nil}, {typ, nil}}); n != 0 || !errors.Is(err, ErrBadType) {
+			if n, err := p.TrySendBatch([]Message{{Type: 1, Data: nil}, {Type: typ, Data: nil}}); n != 0 || !errors.Is(err, ErrBadType) {
 				t.Fatalf("TrySendBatch with type %d: %d %v", typ, n, err)
 			}
-			if n, err := p.SendBatch(ctx, []Message{{typ, nil}}); n != 0 || !errors.Is(err, ErrBadType) {
+			if n, err := p.SendBatch(ctx, []Message{{Type: typ, Data: nil}}); n != 0 || !errors.Is(err, ErrBadType) {
 				t.Fatalf("SendBatch with type %d: %d %v", typ, n, err)
 			}
 			if _, err := p.TryReserve(); err != nil {

@@ -228,7 +228,28 @@ func (h *handle) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return h.verdict(r.count(h.side.other(), nil), false)
+	p := r.count(h.side.other(), nil)
+	if p.live == 0 && h.side == consumerSide && r.g.mode.multiConsumer() && r.claimsLeft(h.idx) {
+		// No producer is left, but another consumer's line holds messages:
+		// a scan takes them over (or finds who serves them) before any
+		// verdict.
+		return errNeedScan
+	}
+	return h.verdict(p, false)
+}
+
+// claimsLeft reports whether a consumer line other than skip names a
+// claim. Whether its holder will deliver it (a live one) or it is left for
+// us (a closed or dead one, maybe not yet found dead), only a scan can say.
+func (r *Ring) claimsLeft(skip int) bool {
+	first, count := r.lines(consumerSide)
+	for i := first; i < first+count; i++ {
+		// Acquire: a line's claim, for a verdict.
+		if i != skip && r.roles.At(uint64(i)).claim.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // scanCheck reads the peers' locks, cleans up after dead peers (progress:

@@ -51,7 +51,7 @@ func TestCancel(t *testing.T) {
 			return p.Send(ctx, 1, []byte("no room"))
 		}},
 		{"SendBatch", producerSide, func(ctx context.Context, p *Producer, c *Consumer) error {
-			_, err := p.SendBatch(ctx, []Message{{1, nil}, {2, nil}})
+			_, err := p.SendBatch(ctx, []Message{{Type: 1, Data: nil}, {Type: 2, Data: nil}})
 			return err
 		}},
 		{"Reserve", producerSide, func(ctx context.Context, p *Producer, c *Consumer) error {

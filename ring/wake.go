@@ -262,7 +262,12 @@ func (h *handle) resetWake() error {
 }
 
 // interrupt wakes h if it sleeps, from another goroutine of this process:
-// for Close and for a cancelled context.
+// for Close and for a cancelled context. It posts h's semaphore even if h's
+// bit is not set (h is between sleeps, or a scribbler cleared the bit): a
+// unit no waker owes is harmless, since a sleeper that finds its bit still
+// set looks around and drains it.
 func (h *handle) interrupt() {
-	h.r.wakeLine(h.side, h.local)
+	if !h.r.wakeLine(h.side, h.local) {
+		h.r.sems.Post(h.wakeNum())
+	}
 }
