@@ -178,7 +178,10 @@ func scribbledCall(s side, n int, ctx context.Context, p *Producer, c *Consumer,
 		case 1:
 			return "TrySend", func() error { return p.TrySend(2, buf[:10]) }
 		case 2:
-			return "SendBatch", func() error { _, err := p.SendBatch(ctx, []Message{{Type: 1, Data: buf[:5]}, {Type: 2, Data: buf[:150]}}); return err }
+			return "SendBatch", func() error {
+				_, err := p.SendBatch(ctx, []Message{{Type: 1, Data: buf[:5]}, {Type: 2, Data: buf[:150]}})
+				return err
+			}
 		case 3:
 			return "Reserve", func() error {
 				b, err := p.Reserve(ctx)

@@ -129,10 +129,16 @@ func TestTooLarge(t *testing.T) {
 		ctx := context.Background()
 		big := make([]byte, 65)
 		for name, send := range map[string]func() error{
-			"TrySend":      func() error { return p.TrySend(1, big) },
-			"Send":         func() error { return p.Send(ctx, 1, big) },
-			"TrySendBatch": func() error { _, err := p.TrySendBatch([]Message{{Type: 1, Data: nil}, {Type: 1, Data: big}}); return err },
-			"SendBatch":    func() error { _, err := p.SendBatch(ctx, []Message{{Type: 1, Data: nil}, {Type: 1, Data: big}}); return err },
+			"TrySend": func() error { return p.TrySend(1, big) },
+			"Send":    func() error { return p.Send(ctx, 1, big) },
+			"TrySendBatch": func() error {
+				_, err := p.TrySendBatch([]Message{{Type: 1, Data: nil}, {Type: 1, Data: big}})
+				return err
+			},
+			"SendBatch": func() error {
+				_, err := p.SendBatch(ctx, []Message{{Type: 1, Data: nil}, {Type: 1, Data: big}})
+				return err
+			},
 		} {
 			err := send()
 			if !errors.Is(err, ErrTooLarge) {
