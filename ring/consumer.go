@@ -405,22 +405,23 @@ func (c *Consumer) Release() error {
 	return nil
 }
 
-// Close gives up the consumer role, releasing a message still peeked. The
-// ring keeps its messages for the next consumer; in the multi-consumer modes
-// messages this consumer held and had not delivered (one too large for the
-// buffer it was given, say) go to another consumer. Close may be called
-// from any goroutine, also while a call of this Consumer is in flight; it
-// is idempotent.
+// Close gives up the consumer role. The ring keeps its messages for the
+// next consumer; in the multi-consumer modes messages this consumer held
+// and had not delivered (one too large for the buffer it was given, say) go
+// to another consumer. A message still looked at in place (Peek without
+// Release) is not consumed: it is delivered again, with Redelivered set,
+// since the caller may have acted on it. Close may be called from any
+// goroutine, also while a call of this Consumer is in flight; it is
+// idempotent.
 func (c *Consumer) Close() error { return c.h.close() }
 
-// closeLocal is the consumer's part of Close, once no call is in flight.
+// closeLocal is the consumer's part of Close, once no call is in flight. A
+// message looked at in place and not released stays held, as if this
+// consumer had died: whoever serves what it leaves delivers it again,
+// flagged, and nobody refills its slot while the caller may still read it.
 func (c *Consumer) closeLocal() (zeroCopyOut bool) {
-	if c.peeked {
-		c.peeked = false
-		c.d.release(c.peekPos)
-		c.d.done(1, c.peekLen)
-		zeroCopyOut = true
-	}
+	zeroCopyOut = c.peeked
+	c.peeked = false
 	c.d.close()
 	return zeroCopyOut
 }

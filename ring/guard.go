@@ -64,18 +64,16 @@ func (g *guard) closed() bool {
 }
 
 // shut keeps new calls out and waits for the one in flight, calling
-// interrupt now and then to wake it if it sleeps. It reports false if
-// another shut came first. When it returns true, the caller is the only
-// goroutine that will touch the handle's shared state.
-func (g *guard) shut(interrupt func()) bool {
-	// Seq-cst CAS, SYNC(close-guard): the store that entries load; only
-	// one shut proceeds.
-	if !g.closing.CompareAndSwap(0, 1) {
-		return false
+// interrupt now and then to wake it if it sleeps. Every caller waits; when
+// shut returns, no call is in flight and none can start.
+func (g *guard) shut(interrupt func()) {
+	// Seq-cst CAS, SYNC(close-guard): the store that entries load; the
+	// first shut also orders it.
+	if g.closing.CompareAndSwap(0, 1) {
+		// Heavy half of SYNC(close-guard): orders every running entry's busy
+		// store before its closing load.
+		atomicx.ProcessBarrier()
 	}
-	// Heavy half of SYNC(close-guard): orders every running entry's busy
-	// store before its closing load.
-	atomicx.ProcessBarrier()
 	// Acquire, SYNC(close-guard): pairs with the stores of busy in enter and
 	// leave. Every call ends by itself (a sleeping one once interrupted),
 	// so the wait is bounded by the longest call.
@@ -83,5 +81,4 @@ func (g *guard) shut(interrupt func()) bool {
 		interrupt()
 		time.Sleep(delay)
 	}
-	return true
 }

@@ -479,7 +479,8 @@ func (r *Ring) unregister(h *handle, zeroCopyOut bool) {
 // after Close, but using it does not fault: if a handle closed with one
 // outstanding, Close replaces the mapping with private zeroed memory
 // instead of unmapping it (see segment.Mapping.Retire), which stays until
-// the process exits.
+// the process exits. A message looked at in place and not released is not
+// consumed by the close: the next consumer gets it, flagged Redelivered.
 func (r *Ring) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -494,6 +495,12 @@ func (r *Ring) Close() error {
 	}
 	r.handles = nil // register fails from now on
 	r.hmu.Unlock()
+	// Stop every handle's calls first, then close the handles: none of
+	// this process's calls runs while another handle gives back what it
+	// holds.
+	for _, h := range handles {
+		h.g.shut(h.interrupt)
+	}
 	var errs []error
 	for _, h := range handles {
 		errs = append(errs, h.close())

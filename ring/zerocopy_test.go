@@ -168,3 +168,43 @@ func TestZeroCopy(t *testing.T) {
 		}
 	})
 }
+
+// TestClosePeeked: a consumer that closes while it looks at a message in
+// place, without Release, has not consumed it: the next consumer gets it,
+// flagged, and nothing refills its slot meanwhile.
+func TestClosePeeked(t *testing.T) {
+	forModes(t, small, func(t *testing.T, r *Ring) {
+		p, c := pair(t, r)
+		for i := 0; i < 3; i++ {
+			if err := p.TrySend(int64(i+1), msg(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pk, err := c.TryPeek()
+		if err != nil || pk.Type != 1 {
+			t.Fatalf("peek: %d %v", pk.Type, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// The ring is not full, and the peeked slot stays as it was.
+		for p.TrySend(9, []byte("filler")) == nil {
+		}
+		if string(pk.Data) != string(msg(0)) {
+			t.Fatalf("the peeked slot was refilled after Close: %q", pk.Data)
+		}
+		c2, err := r.NewConsumer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := c2.TryPeek()
+		if err != nil || m.Type != 1 || !bytes.Equal(m.Data, msg(0)) || !m.Redelivered {
+			t.Fatalf("after the close: %d %q redelivered %v, %v", m.Type, m.Data, m.Redelivered, err)
+		}
+		c2.Release()
+		expect(t, c2, 2, msg(1))
+		if st := r.Stats(); st.Redelivered != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
