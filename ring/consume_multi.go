@@ -42,8 +42,7 @@ type multiReceiver struct {
 	seen      bool   // the position delivered now was looked at by a consumer that died
 	handbacks uint64 // the ring's handback count when we last looked
 	freed     uint64 // slots freed since the last done
-	msgs      uint64
-	bytes     uint64
+	tally     tally
 }
 
 func newMultiReceiver(h *handle) (*multiReceiver, error) {
@@ -51,7 +50,7 @@ func newMultiReceiver(h *handle) (*multiReceiver, error) {
 	// look: handbacks counted before we came are ours to find too.
 	m := &multiReceiver{h: h, r: r, own: h.line, src: h.line, srcIdx: h.idx, look: true}
 	// Acquire: the line's counters and the ring's handback count.
-	m.msgs, m.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	m.tally.start(h.line)
 	m.handbacks = r.ctrl.handbacks.Load()
 	// The line's previous holder may have left a claim: serve it.
 	if err := m.serve(h.idx, h.line); err != nil {
@@ -366,15 +365,15 @@ func (m *multiReceiver) release(pos uint64) {
 }
 
 func (m *multiReceiver) done(n uint64, bytes int) {
-	m.msgs += n
-	m.bytes += uint64(bytes)
-	// Release: only monitors read the counters.
-	atomicx.StoreRelease(&m.own.msgs, m.msgs)
-	atomicx.StoreRelease(&m.own.bytes, m.bytes)
+	m.tally.add(n, bytes)
 	if m.freed > 0 {
 		m.r.wakeProducers(uint32(min(m.freed, 1<<31)))
 		m.freed = 0
 	}
+}
+
+func (m *multiReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
+	return receiveOne(m, m.r, buf)
 }
 
 // noteSeen records, for redelivered, whether the message at pos of the

@@ -24,8 +24,7 @@ type singleReceiver struct {
 	published uint64 // the head as last stored
 	flagPos   uint64 // position+1 a dead predecessor was looking at in place
 	named     bool   // our line's peek names a position
-	msgs      uint64
-	bytes     uint64
+	tally     tally
 }
 
 func newSingleReceiver(h *handle) (*singleReceiver, error) {
@@ -34,7 +33,7 @@ func newSingleReceiver(h *handle) (*singleReceiver, error) {
 	// at; it finished everything below the head.
 	head := r.cons.pos.Load()
 	s := &singleReceiver{r: r, line: h.line, head: head, published: head}
-	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	s.tally.start(h.line)
 	if peek := h.line.peek.Load(); peek == head+1 {
 		s.flagPos, s.named = peek, true
 	} else if peek != 0 {
@@ -94,15 +93,11 @@ func (s *singleReceiver) done(n uint64, bytes int) {
 	r := s.r
 	freed := s.head - s.published
 	s.published = s.head
-	s.msgs += n
-	s.bytes += uint64(bytes)
 	// Release, SYNC(head-release): pairs with the producers' acquire load of
 	// the head in claim; our reads of the slots below it are done before
 	// they are refilled.
 	atomicx.StoreRelease(&r.cons.pos, s.head)
-	// Release: only monitors read the counters.
-	atomicx.StoreRelease(&s.line.msgs, s.msgs)
-	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	s.tally.add(n, bytes)
 	if s.named && s.head >= s.line.peek.Load() {
 		// Acquire above: our own line's peek. Release, SYNC(claim): the
 		// message it names is finished, after the head.
@@ -110,8 +105,32 @@ func (s *singleReceiver) done(n uint64, bytes int) {
 		s.named = false
 	}
 	if freed > 0 {
-		r.wakeProducers(uint32(min(freed, 1<<31)))
+		if r.maySleep(producerSide) { // wakeProducers, inline
+			r.wakeFenced(producerSide, uint32(min(freed, 1<<31)))
+		}
 	}
+}
+
+// receiveOne is next, take and done for one message, in one call.
+func (s *singleReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
+	pos, ok, err := s.next(1)
+	if err != nil || !ok {
+		return 0, 0, false, err
+	}
+	typ, msg, err := s.r.message(pos)
+	switch {
+	case err != nil:
+		return 0, 0, false, err
+	case len(msg) > cap(buf):
+		return 0, 0, false, tooLarge(len(msg), cap(buf))
+	}
+	n := copy(buf[:cap(buf)], msg)
+	s.head = pos + 1
+	if s.flagPos != 0 {
+		s.redelivered(pos)
+	}
+	s.done(1, n)
+	return n, typ, true, nil
 }
 
 func (s *singleReceiver) redelivered(pos uint64) bool {

@@ -61,6 +61,9 @@ type receiver interface {
 	// redelivered reports whether the message at pos may have been seen
 	// already by a consumer that died, and counts it if so.
 	redelivered(pos uint64) bool
+	// receiveOne delivers the next message into buf, if there is one now:
+	// the busy path of Receive in one call.
+	receiveOne(buf []byte) (n int, typ int64, ok bool, err error)
 	// close hands back what the consumer holds and has not delivered, for
 	// another consumer, once no call is in flight.
 	close()
@@ -110,9 +113,13 @@ func tooLarge(size, buf int) error {
 
 // tryOne delivers the next message into buf, if there is one now.
 func (c *Consumer) tryOne(buf []byte) (n int, typ int64, ok bool, err error) {
-	r := c.h.r
+	return c.d.receiveOne(buf)
+}
+
+// receiveOne is receiver.receiveOne made of the discipline's steps.
+func receiveOne(d receiver, r *Ring, buf []byte) (n int, typ int64, ok bool, err error) {
 	for attempt := 0; attempt < takeAttempts; attempt++ {
-		pos, ok, err := c.d.next(1)
+		pos, ok, err := d.next(1)
 		if err != nil || !ok {
 			return 0, 0, false, err
 		}
@@ -124,11 +131,11 @@ func (c *Consumer) tryOne(buf []byte) (n int, typ int64, ok bool, err error) {
 			return 0, 0, false, tooLarge(len(msg), cap(buf))
 		}
 		n := copy(buf[:cap(buf)], msg)
-		if !c.d.take(pos) {
+		if !d.take(pos) {
 			continue
 		}
-		c.d.redelivered(pos)
-		c.d.done(1, n)
+		d.redelivered(pos)
+		d.done(1, n)
 		return n, typ, true, nil
 	}
 	return 0, 0, false, nil
@@ -184,10 +191,11 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 // Memory model: the Send that wrote the message synchronizes before the
 // return of the call that delivers it.
 func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return 0, 0, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return 0, 0, ErrPending
 	}
@@ -216,10 +224,11 @@ func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
 //
 // Memory model: as for [Consumer.TryReceive].
 func (c *Consumer) Receive(ctx context.Context, buf []byte) (n int, typ int64, err error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return 0, 0, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return 0, 0, ErrPending
 	}
@@ -245,10 +254,11 @@ func (c *Consumer) Receive(ctx context.Context, buf []byte) (n int, typ int64, e
 // [ErrEmpty] if none is waiting, and [ErrTooLarge] if the first does not fit
 // its buffer.
 func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return 0, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return 0, ErrPending
 	}
@@ -271,10 +281,11 @@ func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
 // ReceiveBatch is [Consumer.TryReceiveBatch] that waits, as Receive does,
 // until at least one message is there, and returns the errors of Receive.
 func (c *Consumer) ReceiveBatch(ctx context.Context, msgs []Message) (int, error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return 0, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return 0, ErrPending
 	}
@@ -336,10 +347,11 @@ func (c *Consumer) tryPeek() (Peeked, bool, error) {
 // TryPeek is [Consumer.Peek] without waiting: [ErrEmpty] if no message is
 // waiting.
 func (c *Consumer) TryPeek() (Peeked, error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return Peeked{}, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return Peeked{}, ErrPending
 	}
@@ -366,10 +378,11 @@ func (c *Consumer) TryPeek() (Peeked, error) {
 // Peeked.Data is the ring's shared memory: valid only until Release or
 // Close, and never to be written.
 func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return Peeked{}, os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if c.peeked {
 		return Peeked{}, ErrPending
 	}
@@ -392,10 +405,11 @@ func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 // Release finishes the message returned by Peek, giving its slot back to the
 // producers. The Peeked data must not be used afterwards.
 func (c *Consumer) Release() error {
-	if !c.h.g.enter() {
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
 		return os.ErrClosed
 	}
-	defer c.h.g.leave()
 	if !c.peeked {
 		return ErrNotReserved
 	}

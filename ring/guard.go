@@ -27,26 +27,24 @@ type guard struct {
 	closing atomic.Uint32 // 1 once Close has begun; never cleared
 }
 
-// lightEntry says that entries may skip their fence: Close's membarrier
-// orders them.
-var lightEntry = atomicx.RegisterProcessBarrier()
+// fenceEntry says that entries must fence: there is no process barrier for
+// Close to order them with.
+var fenceEntry = !atomicx.RegisterProcessBarrier()
 
-// enter marks the start of a call. It reports false, and the call must
-// return os.ErrClosed without touching the ring, once Close has begun.
+// enter marks the start of a call, which leave must end whatever enter
+// returns. It reports false, and the call must return os.ErrClosed without
+// touching the ring, once Close has begun. It is one call, to inline:
+//
+//	entered := g.enter()
+//	defer g.leave()
+//	if !entered {
+//		return os.ErrClosed
+//	}
 func (g *guard) enter() bool {
-	// Release, SYNC(close-guard): pairs with the load of busy in shut; a
-	// shut that misses this store has its closing store seen below.
-	atomicx.StoreRelease32(&g.busy, 1)
-	if !lightEntry {
-		atomicx.Fence()
-	}
-	// Acquire, SYNC(close-guard): pairs with the store of closing in shut.
-	if g.closing.Load() != 0 {
-		// Release: nothing done; shut may go on.
-		atomicx.StoreRelease32(&g.busy, 0)
-		return false
-	}
-	return true
+	// Release store of busy, SYNC(close-guard): pairs with the load of busy
+	// in shut; a shut that misses it has its closing store seen by the load
+	// of closing here, which pairs with that store.
+	return atomicx.StoreLoad32(&g.busy, 1, &g.closing, fenceEntry) == 0
 }
 
 // leave marks the end of a call.
@@ -67,13 +65,12 @@ func (g *guard) closed() bool {
 // interrupt now and then to wake it if it sleeps. Every caller waits; when
 // shut returns, no call is in flight and none can start.
 func (g *guard) shut(interrupt func()) {
-	// Seq-cst CAS, SYNC(close-guard): the store that entries load; the
-	// first shut also orders it.
-	if g.closing.CompareAndSwap(0, 1) {
-		// Heavy half of SYNC(close-guard): orders every running entry's busy
-		// store before its closing load.
-		atomicx.ProcessBarrier()
-	}
+	// Seq-cst, SYNC(close-guard): the store that entries load.
+	g.closing.Store(1)
+	// Heavy half of SYNC(close-guard): orders every running entry's busy
+	// store before its closing load. Every shut runs it, not only the first:
+	// a second shut must not trust a barrier that may still be running.
+	atomicx.ProcessBarrier()
 	// Acquire, SYNC(close-guard): pairs with the stores of busy in enter and
 	// leave. Every call ends by itself (a sleeping one once interrupted),
 	// so the wait is bounded by the longest call.

@@ -24,10 +24,9 @@ import (
 type multiSender struct {
 	r      *Ring
 	line   *roleLine
+	tally  tally
 	head   uint64 // single consumer: the last head read
 	byHead bool
-	msgs   uint64
-	bytes  uint64
 }
 
 // casAttempts bounds a claim's retries when other producers keep winning
@@ -41,8 +40,7 @@ func newMultiSender(h *handle) (*multiSender, error) {
 		return nil, err
 	}
 	s := &multiSender{r: r, line: h.line, byHead: !r.g.mode.multiConsumer()}
-	// Acquire: the line's cumulative counters, which we go on with.
-	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	s.tally.start(h.line)
 	if s.byHead {
 		// Acquire, SYNC(head-release), as in claim.
 		s.head = r.cons.pos.Load()
@@ -126,12 +124,19 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	}
 	// Release, SYNC(claim): the claim is finished, after its commits.
 	atomicx.StoreRelease(&s.line.claim, 0)
-	s.msgs += n
-	s.bytes += uint64(bytes)
-	// Release: only monitors read the counters.
-	atomicx.StoreRelease(&s.line.msgs, s.msgs)
-	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	s.tally.add(n, bytes)
 	r.wakeConsumers(uint32(min(n, 1<<31)))
+}
+
+// sendOne is claim, write and publish for one message.
+func (s *multiSender) sendOne(typ int64, data []byte) (bool, error) {
+	pos, n, err := s.claim(1)
+	if n == 0 || err != nil {
+		return false, err
+	}
+	s.r.writeSlot(pos, typ, data)
+	s.publish(pos, 1, len(data))
+	return true, nil
 }
 
 func (s *multiSender) abort(pos uint64) {

@@ -9,9 +9,9 @@ import (
 // singleSender is the discipline of the only producer of a ring (SPSC,
 // SPMC). It owns the tail: positions from tail on are its to fill, and
 // nobody else writes the tail. It publishes a slot with one release store
-// of its sequence word, then stores the tail for Stats and for a
-// successor, which finds any slot published after the last tail store by
-// looking (Ring.tailAfter).
+// of its sequence word, then stores the tail for Stats and for a successor,
+// which finds any slot published after the last tail store by looking
+// (Ring.tailAfter).
 //
 // Whether a position is free depends on the consumers' discipline: one
 // consumer frees slots by moving the head, so the slot of p is free once
@@ -21,12 +21,10 @@ import (
 // is free when seq == p.
 type singleSender struct {
 	r      *Ring
-	line   *roleLine
+	tally  tally
 	tail   uint64 // next position to fill; the ring's tail is a copy
 	head   uint64 // single consumer: the last head read, never ahead of the real one
 	byHead bool   // one consumer: free slots are told by the head
-	msgs   uint64 // messages published through our line
-	bytes  uint64 // and their bytes
 }
 
 func newSingleSender(h *handle) (*singleSender, error) {
@@ -39,9 +37,8 @@ func newSingleSender(h *handle) (*singleSender, error) {
 	}
 	// Release: the tail is ours; only Stats and a successor read it.
 	atomicx.StoreRelease(&r.prod.pos, tail)
-	s := &singleSender{r: r, line: h.line, tail: tail, byHead: !r.g.mode.multiConsumer()}
-	// Acquire: the line's cumulative counters, which we go on with.
-	s.msgs, s.bytes = h.line.msgs.Load(), h.line.bytes.Load()
+	s := &singleSender{r: r, tail: tail, byHead: !r.g.mode.multiConsumer()}
+	s.tally.start(h.line)
 	if s.byHead {
 		// Acquire, SYNC(head-release), as in claim.
 		s.head = r.cons.pos.Load()
@@ -53,13 +50,9 @@ func (s *singleSender) claim(k uint64) (uint64, uint64, error) {
 	r, pos := s.r, s.tail
 	if s.byHead {
 		if pos-s.head+k > r.n {
-			// Acquire, SYNC(head-release): pairs with the consumer's release
-			// store of the head; its reads of the slots below it are done.
-			head := r.cons.pos.Load()
-			if head > pos || head < s.head {
-				return 0, 0, fmt.Errorf("%w: the head moved to %d, the tail is %d and the head was %d", ErrCorrupt, head, pos, s.head)
+			if err := s.readHead(pos); err != nil {
+				return 0, 0, err
 			}
-			s.head = head
 		}
 		return pos, min(k, s.head+r.n-pos), nil
 	}
@@ -70,12 +63,56 @@ func (s *singleSender) claim(k uint64) (uint64, uint64, error) {
 		seq := r.descs.At((pos + n) & r.mask).seq.Load()
 		if seq != pos+n {
 			if n == 0 && seq&^(seqSkip|seqHeld) > pos {
-				return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, ahead of its only producer", ErrCorrupt, pos, seq)
+				return 0, 0, aheadOfProducer(pos, seq)
 			}
 			break
 		}
 	}
 	return pos, n, nil
+}
+
+// readHead reads the consumer's head again, for a claim at pos that the
+// cached head says has no room.
+func (s *singleSender) readHead(pos uint64) error {
+	// Acquire, SYNC(head-release): pairs with the consumer's release store
+	// of the head; its reads of the slots below it are done.
+	head := s.r.cons.pos.Load()
+	if head > pos || head < s.head {
+		return fmt.Errorf("%w: the head moved to %d, the tail is %d and the head was %d", ErrCorrupt, head, pos, s.head)
+	}
+	s.head = head
+	return nil
+}
+
+func aheadOfProducer(pos, seq uint64) error {
+	return fmt.Errorf("%w: slot of position %d has sequence %#x, ahead of its only producer", ErrCorrupt, pos, seq)
+}
+
+// sendOne is claim, write and publish for one message, in one call.
+func (s *singleSender) sendOne(typ int64, data []byte) (bool, error) {
+	r, pos := s.r, s.tail
+	d := r.descs.At(pos & r.mask)
+	if s.byHead {
+		if pos-s.head >= r.n {
+			if err := s.readHead(pos); err != nil || pos-s.head >= r.n {
+				return false, err
+			}
+		}
+		// Acquire, SYNC(slot-release): as in claim.
+	} else if seq := d.seq.Load(); seq != pos {
+		if seq&^(seqSkip|seqHeld) > pos {
+			return false, aheadOfProducer(pos, seq)
+		}
+		return false, nil
+	}
+	r.writeSlot(pos, typ, data)
+	// Release, SYNC(slot-publish): as in publish.
+	atomicx.StoreRelease(&d.seq, pos+1)
+	s.advance(1, len(data))
+	if r.maySleep(consumerSide) { // wakeConsumers(1), inline
+		r.wakeFenced(consumerSide, 1)
+	}
+	return true, nil
 }
 
 func (s *singleSender) publish(pos, n uint64, bytes int) {
@@ -85,14 +122,17 @@ func (s *singleSender) publish(pos, n uint64, bytes int) {
 		// load of seq; the slot's descriptor and payload are visible to them.
 		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
 	}
-	s.tail = pos + n
-	s.msgs += n
-	s.bytes += uint64(bytes)
-	// Release: only Stats and a successor read the tail and the counters.
-	atomicx.StoreRelease(&r.prod.pos, s.tail)
-	atomicx.StoreRelease(&s.line.msgs, s.msgs)
-	atomicx.StoreRelease(&s.line.bytes, s.bytes)
+	s.advance(n, bytes)
 	r.wakeConsumers(uint32(min(n, 1<<31)))
+}
+
+// advance moves the tail past n published positions and counts them.
+func (s *singleSender) advance(n uint64, bytes int) {
+	s.tail += n
+	// Relaxed: Stats reads the tail for display, and a successor only as
+	// a start: it checks the slots from there on (Ring.tailAfter).
+	atomicx.StoreRelaxed(&s.r.prod.pos, s.tail)
+	s.tally.add(n, bytes)
 }
 
 // abort gives nothing back: the tail did not move, so the position is

@@ -31,6 +31,7 @@ type Producer struct {
 	h *handle
 	d sender
 
+	max      uint32 // the ring's MaxMessage
 	reserved bool   // a Reserve is outstanding
 	resPos   uint64 // its position
 }
@@ -48,6 +49,9 @@ type sender interface {
 	publish(pos, n uint64, bytes int)
 	// abort gives up the one position pos that claim returned unfilled.
 	abort(pos uint64)
+	// sendOne claims, fills and publishes one position if one is free
+	// now: the busy path of Send in one call.
+	sendOne(typ int64, data []byte) (bool, error)
 }
 
 // NewProducer takes a producer role of the ring. In the single-producer
@@ -55,7 +59,7 @@ type sender interface {
 // holds the role; a role whose holder died is taken over, and the new
 // producer goes on from where the dead one stopped.
 func (r *Ring) NewProducer() (*Producer, error) {
-	p := &Producer{}
+	p := &Producer{max: r.maxSize}
 	h, err := r.take(producerSide, func(h *handle, prev uint64) error {
 		var err error
 		if r.g.mode.multiProducer() {
@@ -81,6 +85,14 @@ func (r *Ring) NewProducer() (*Producer, error) {
 
 // check validates a message before any slot is touched.
 func (p *Producer) check(typ int64, n int) error {
+	if !p.reserved && typ > 0 && uint(n) <= uint(p.max) {
+		return nil
+	}
+	return p.refuse(typ, n)
+}
+
+// refuse is check's error.
+func (p *Producer) refuse(typ int64, n int) error {
 	switch {
 	case p.reserved:
 		return ErrPending
@@ -114,22 +126,21 @@ func (p *Producer) claimWait(ctx context.Context, k uint64) (pos, n uint64, err 
 // Memory model: the write of data synchronizes before the return of the
 // Receive or Peek that delivers the message, in whichever process.
 func (p *Producer) TrySend(typ int64, data []byte) error {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if err := p.check(typ, len(data)); err != nil {
 		return err
 	}
-	pos, n, err := p.d.claim(1)
+	ok, err := p.d.sendOne(typ, data)
 	switch {
 	case err != nil:
 		return err
-	case n == 0:
+	case !ok:
 		return ErrFull
 	}
-	p.h.r.writeSlot(pos, typ, data)
-	p.d.publish(pos, 1, len(data))
 	return nil
 }
 
@@ -142,11 +153,15 @@ func (p *Producer) TrySend(typ int64, data []byte) error {
 //
 // Memory model: as for [Producer.TrySend].
 func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if err := p.check(typ, len(data)); err != nil {
+		return err
+	}
+	if ok, err := p.d.sendOne(typ, data); ok || err != nil {
 		return err
 	}
 	pos, _, err := p.claimWait(ctx, 1)
@@ -162,10 +177,11 @@ func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
 // order, and returns how many it sent, with at most one wake-up for all of
 // them. It returns [ErrFull] if it sent none.
 func (p *Producer) TrySendBatch(msgs []Message) (int, error) {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return 0, os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if err := p.checkBatch(msgs); err != nil || len(msgs) == 0 {
 		return 0, err
 	}
@@ -185,10 +201,11 @@ func (p *Producer) TrySendBatch(msgs []Message) (int, error) {
 // consumers at most once. It returns how many messages it sent and, if not
 // all, why (the errors of Send).
 func (p *Producer) SendBatch(ctx context.Context, msgs []Message) (int, error) {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return 0, os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if err := p.checkBatch(msgs); err != nil {
 		return 0, err
 	}
@@ -231,10 +248,11 @@ func (p *Producer) writeBatch(pos uint64, msgs []Message) {
 // Abort or Close, and must not be used after them. (After Close, using it
 // does not fault, but what is written goes nowhere.)
 func (p *Producer) Reserve(ctx context.Context) ([]byte, error) {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return nil, os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if p.reserved {
 		return nil, ErrPending
 	}
@@ -249,10 +267,11 @@ func (p *Producer) Reserve(ctx context.Context) ([]byte, error) {
 // TryReserve is [Producer.Reserve] without waiting: [ErrFull] if no slot is
 // free.
 func (p *Producer) TryReserve() ([]byte, error) {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return nil, os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if p.reserved {
 		return nil, ErrPending
 	}
@@ -270,10 +289,11 @@ func (p *Producer) TryReserve() ([]byte, error) {
 // Commit sends the reserved slot as a message of type typ (> 0) made of the
 // first n bytes of the reserved buffer.
 func (p *Producer) Commit(typ int64, n int) error {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return os.ErrClosed
 	}
-	defer p.h.g.leave()
 	switch {
 	case !p.reserved:
 		return ErrNotReserved
@@ -294,10 +314,11 @@ func (p *Producer) Commit(typ int64, n int) error {
 // advance; with many producers the position is already claimed, so it is
 // published as a skipped slot that consumers pass over.
 func (p *Producer) Abort() error {
-	if !p.h.g.enter() {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
 		return os.ErrClosed
 	}
-	defer p.h.g.leave()
 	if !p.reserved {
 		return ErrNotReserved
 	}

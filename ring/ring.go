@@ -86,6 +86,7 @@ type Ring struct {
 	payload  []byte // the payload area, N*slotSize bytes
 	n, mask  uint64
 	slot     int     // slotSize
+	maxSize  uint32  // g.maxMessage, where the busy path compares sizes
 	quiet    [2]bool // by side: light, and one sleep mask word covers its lines
 
 	// mu orders the ring's own calls (Stats, NewProducer, ...) with Close:
@@ -248,7 +249,7 @@ func newRing(mem []byte, sems *semaphore.Set, g geometry, w Waiting) (*Ring, err
 		return nil, err
 	}
 	r := &Ring{sems: sems, mem: mem, g: g, waiting: w, self: self, n: uint64(g.slots), mask: uint64(g.slots - 1),
-		slot: g.slotSize(), handles: map[*handle]struct{}{}}
+		slot: g.slotSize(), maxSize: uint32(g.maxMessage), handles: map[*handle]struct{}{}}
 	var errs []error
 	view := func(err error) { errs = append(errs, err) }
 	r.hdr, err = atomicx.At[header](mem, 0)

@@ -17,17 +17,20 @@ const seqHeld = 1 << 62
 // fits there, else in the slot's part of the payload area. len(data) is at
 // most MaxMessage.
 func (r *Ring) writeSlot(pos uint64, typ int64, data []byte) {
-	i := pos & r.mask
-	d := r.descs.At(i)
-	d.typ = typ
-	d.size = uint32(len(data))
+	d := r.descs.At(pos & r.mask)
+	d.typ, d.size = typ, uint32(len(data))
 	if len(data) <= InlineCap {
 		d.flags = descInline
 		copy(d.inline[:], data)
-		return
+	} else {
+		d.flags = 0
+		r.writePayload(pos, data)
 	}
-	d.flags = 0
-	copy(r.payloadOf(i), data)
+}
+
+// writePayload fills the payload area's slot of pos.
+func (r *Ring) writePayload(pos uint64, data []byte) {
+	copy(r.payloadOf(pos&r.mask), data)
 }
 
 // setSlot records the type and size of a message written in place, in the
@@ -64,13 +67,25 @@ func (r *Ring) payloadOf(i uint64) []byte {
 // message returns the type and bytes of the message in the slot of pos,
 // in place. It fails with ErrCorrupt if the descriptor holds a size or
 // flags no producer writes.
+//
+// Each word is read once: a scribbler that changes one between the check
+// and the use changes nothing.
 func (r *Ring) message(pos uint64) (int64, []byte, error) {
+	d := r.descs.At(pos & r.mask)
+	typ, size, flags := d.typ, d.size, d.flags
+	if typ > 0 && flags == descInline && size <= min(uint32(InlineCap), r.maxSize) {
+		return typ, d.inline[:size:size], nil // the busy path of small messages, inline
+	}
+	return r.messageChecked(pos, typ, int(size), flags)
+}
+
+// messageChecked is message for a payload in the payload area, or an error.
+func (r *Ring) messageChecked(pos uint64, typ int64, size int, flags uint32) (int64, []byte, error) {
 	i := pos & r.mask
 	d := r.descs.At(i)
-	size, flags := int(d.size), d.flags
 	switch {
-	case d.typ <= 0:
-		return 0, nil, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, d.typ)
+	case typ <= 0:
+		return 0, nil, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, typ)
 	case size > r.g.maxMessage || flags&^descInline != 0:
 		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes with flags %#x, the ring's messages have at most %d",
 			ErrCorrupt, i, size, flags, r.g.maxMessage)
@@ -78,9 +93,9 @@ func (r *Ring) message(pos uint64) (int64, []byte, error) {
 		if size > InlineCap {
 			return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes in its descriptor, which has room for %d", ErrCorrupt, i, size, InlineCap)
 		}
-		return d.typ, d.inline[:size:size], nil
+		return typ, d.inline[:size:size], nil
 	case size > r.slot:
 		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes, slots have %d", ErrCorrupt, i, size, r.slot)
 	}
-	return d.typ, r.payloadOf(i)[:size:size], nil
+	return typ, r.payloadOf(i)[:size:size], nil
 }

@@ -77,32 +77,33 @@ func (r *Ring) lineBits(s side, w int) uint64 {
 
 // wakeConsumers is the publisher's half of the protocol for a producer that
 // published k messages, and wakeProducers for a consumer that freed k
-// slots: each wakes up to k sleepers of the side. They are small enough to
-// inline: the busy path is two loads of a line that stays in the
-// publisher's cache and one branch.
+// slots: each wakes up to k sleepers of the side. The busy path is
+// maySleep: two loads of a line that stays in the publisher's cache and one
+// branch.
 func (r *Ring) wakeConsumers(k uint32) {
-	sl := r.sleepers[consumerSide]
+	if r.maySleep(consumerSide) {
+		r.wakeFenced(consumerSide, k)
+	}
+}
+
+// wakeProducers is wakeConsumers for the other side.
+func (r *Ring) wakeProducers(k uint32) {
+	if r.maySleep(producerSide) {
+		r.wakeFenced(producerSide, k)
+	}
+}
+
+// maySleep is the busy path's look at the sleepers of side s: false if
+// none sleeps and none can without the publisher fencing. It inlines.
+func (r *Ring) maySleep(s side) bool {
+	sl := r.sleepers[s]
 	// Acquire, SYNC(fence-agreement): pairs with the CAS of flags in
 	// agreeFor; read after the publication, so that a publication that
 	// misses the flag is older than the flag. Seq-cst load of the mask,
 	// SYNC(dekker): pairs with the CAS of the sleeper's bit in announce,
 	// ordered for us by its membarrier (quiet: this process is a membarrier
 	// target, and the side's lines fit one mask word).
-	if uint64(sl.flags.Load())|sl.masks[0].Load() == 0 && r.quiet[consumerSide] {
-		return
-	}
-	r.wakeFenced(consumerSide, k)
-}
-
-// wakeProducers is wakeConsumers for the other side.
-func (r *Ring) wakeProducers(k uint32) {
-	sl := r.sleepers[producerSide]
-	// Acquire and seq-cst, SYNC(fence-agreement) and SYNC(dekker), as in
-	// wakeConsumers.
-	if uint64(sl.flags.Load())|sl.masks[0].Load() == 0 && r.quiet[producerSide] {
-		return
-	}
-	r.wakeFenced(producerSide, k)
+	return uint64(sl.flags.Load())|sl.masks[0].Load() != 0 || !r.quiet[s]
 }
 
 // wakeFenced is wake for a publication that must fence, or that found a

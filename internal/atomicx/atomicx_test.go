@@ -13,6 +13,10 @@ func TestStoreRelease(t *testing.T) {
 	if u.Load() != 42 {
 		t.Fatal(u.Load())
 	}
+	StoreRelaxed(&u, 1<<63|5)
+	if u.Load() != 1<<63|5 {
+		t.Fatal(u.Load())
+	}
 	var w atomic.Uint32
 	StoreRelease32(&w, 7)
 	if w.Load() != 7 {
@@ -130,6 +134,42 @@ func TestProcessBarrierDekker(t *testing.T) {
 	}
 	if missed != 0 {
 		t.Errorf("both sides missed each other %d times", missed)
+	}
+}
+
+// TestStoreLoad32Dekker runs the close guard's entry as it is written:
+// StoreLoad32 on one side, against a store, ProcessBarrier and a load on
+// the other (and, as a process without the barrier would, StoreLoad32 with
+// its fence against a seq-cst store and load).
+func TestStoreLoad32Dekker(t *testing.T) {
+	for _, fence := range []bool{false, true} {
+		if !fence && !RegisterProcessBarrier() {
+			t.Log("membarrier private expedited is not available")
+			continue
+		}
+		var a, b atomic.Uint32
+		missed := 0
+		for round := uint32(1); round <= 2000; round++ {
+			var rb uint32
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rb = StoreLoad32(&b, round, &a, fence)
+			}()
+			a.Store(round)
+			if !fence {
+				ProcessBarrier()
+			}
+			ra := b.Load()
+			wg.Wait()
+			if ra != round && rb != round {
+				missed++
+			}
+		}
+		if missed != 0 {
+			t.Errorf("fence=%v: both sides missed each other %d times", fence, missed)
+		}
 	}
 }
 
