@@ -97,13 +97,17 @@ func (m *multiReceiver) serve(i int, e *roleLine) error {
 }
 
 func (m *multiReceiver) next(k uint64) (pos uint64, ok bool, err error) {
-	defer func() {
-		if !ok {
-			// Skipped slots freed on the way are given back now: producers
-			// may wait for them, and no done follows.
-			m.freedDone()
-		}
-	}()
+	pos, ok, err = m.find(k)
+	if !ok {
+		// Skipped slots freed on the way are given back now: producers may
+		// wait for them, and no done follows.
+		m.freedDone()
+	}
+	return pos, ok, err
+}
+
+// find is next but for the skipped slots it frees.
+func (m *multiReceiver) find(k uint64) (pos uint64, ok bool, err error) {
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		if m.at < m.end {
 			pos, ok, wait, err := m.front()
@@ -367,7 +371,9 @@ func (m *multiReceiver) release(pos uint64) {
 func (m *multiReceiver) done(n uint64, bytes int) {
 	m.tally.add(n, bytes)
 	if m.freed > 0 {
-		m.r.wakeProducers(uint32(min(m.freed, 1<<31)))
+		if m.r.maySleep(producerSide) { // wakeProducers, inline
+			m.r.wakeFenced(producerSide, uint32(min(m.freed, 1<<31)))
+		}
 		m.freed = 0
 	}
 }

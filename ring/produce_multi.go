@@ -49,13 +49,17 @@ func newMultiSender(h *handle) (*multiSender, error) {
 }
 
 func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
-	named := false // our line names a claim whose CAS failed
-	defer func() {
-		if named && n == 0 {
-			// Release, SYNC(claim): nothing claimed after all.
-			atomicx.StoreRelease(&s.line.claim, 0)
-		}
-	}()
+	pos, n, named, err := s.tryClaim(k)
+	if named && n == 0 {
+		// Release, SYNC(claim): our line names a claim whose CAS failed:
+		// nothing claimed after all.
+		atomicx.StoreRelease(&s.line.claim, 0)
+	}
+	return pos, n, err
+}
+
+// tryClaim is claim, which reports named if it left an intent on our line.
+func (s *multiSender) tryClaim(k uint64) (pos, n uint64, named bool, err error) {
 	r := s.r
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		// Acquire: the shared tail.
@@ -67,12 +71,12 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 				head := r.cons.pos.Load()
 				pos = r.prod.pos.Load()
 				if head > pos {
-					return 0, 0, fmt.Errorf("%w: the head %d is past the tail %d", ErrCorrupt, head, pos)
+					return 0, 0, named, fmt.Errorf("%w: the head %d is past the tail %d", ErrCorrupt, head, pos)
 				}
 				s.head = head
 			}
 			if pos-s.head >= r.n {
-				return pos, 0, nil
+				return pos, 0, named, nil
 			}
 			n = min(k, s.head+r.n-pos)
 		} else {
@@ -90,12 +94,12 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 			}
 			if n == 0 {
 				if first&^(seqSkip|seqHeld) < pos {
-					return pos, 0, nil // it still holds the message of pos-N: full
+					return pos, 0, named, nil // it still holds the message of pos-N: full
 				}
 				// Another producer claimed pos, by moving the tail before
 				// writing the slot. Acquire: the tail again, after the slot.
 				if r.prod.pos.Load() == pos {
-					return 0, 0, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, first)
+					return 0, 0, named, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, first)
 				}
 				continue
 			}
@@ -109,10 +113,10 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 		if r.prod.pos.CompareAndSwap(pos, pos+n) {
 			// Release, SYNC(claim): confirmed, the positions are ours.
 			atomicx.StoreRelease(&s.line.claimLen, n)
-			return pos, n, nil
+			return pos, n, named, nil
 		}
 	}
-	return 0, 0, nil
+	return 0, 0, named, nil
 }
 
 func (s *multiSender) publish(pos, n uint64, bytes int) {
@@ -125,7 +129,9 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	// Release, SYNC(claim): the claim is finished, after its commits.
 	atomicx.StoreRelease(&s.line.claim, 0)
 	s.tally.add(n, bytes)
-	r.wakeConsumers(uint32(min(n, 1<<31)))
+	if r.maySleep(consumerSide) { // wakeConsumers, inline
+		r.wakeFenced(consumerSide, uint32(min(n, 1<<31)))
+	}
 }
 
 // sendOne is claim, write and publish for one message.

@@ -9,8 +9,9 @@
 //
 // Go's sync/atomic operations are sequentially consistent. That is more than
 // a ring needs to publish a slot and costs a full fence per store on amd64
-// (XCHG). [StoreRelease] is a plain store on amd64 (whose memory model makes
-// every store a release) and STLR on arm64. Under the race detector, which
-// cannot see orderings made in assembly, it falls back to atomic.Uint64.Store
-// so that -race still sees the happens-before edge.
+// (XCHG). [StoreRelease] is a plain, inlined store on amd64 (whose memory
+// model makes every store a release; order_amd64.go says why the compiler
+// keeps it in place) and sync/atomic's STLR on arm64. Under the race
+// detector, which cannot see those orderings, it falls back to
+// atomic.Uint64.Store so that -race still sees the happens-before edge.
 package atomicx

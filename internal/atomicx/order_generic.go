@@ -1,4 +1,4 @@
-//go:build !(amd64 || arm64) || race
+//go:build !((amd64 || arm64) && gc) || race
 
 package atomicx
 
@@ -7,9 +7,10 @@ import (
 	"sync/atomic"
 )
 
-// Without assembly, or under the race detector (which cannot see orderings
-// made in assembly), the sequentially consistent operations of sync/atomic
-// give at least the promised orderings.
+// With another compiler or architecture, or under the race detector (which
+// cannot see the orderings of plain stores or of assembly), the
+// sequentially consistent operations of sync/atomic give at least the
+// promised orderings.
 
 func storeRelease(p *atomic.Uint64, v uint64) { p.Store(v) }
 
