@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand"
@@ -186,65 +187,124 @@ func TestCleanCloseIsEOF(t *testing.T) {
 
 // TestKilledMidWrite: a producer SIGKILLed after claiming a slot and before
 // committing it does not stall the ring; the slot is skipped and no other
-// message is lost or duplicated.
+// message is lost or duplicated, for a consumer that waits in Receive and
+// for one that only polls with TryReceive.
 func TestKilledMidWrite(t *testing.T) {
+	for _, mode := range []Mode{MPSC, MPMC} {
+		for _, poll := range []bool{false, true} {
+			t.Run(fmt.Sprintf("mode=%v/poll=%v", mode, poll), func(t *testing.T) {
+				killedMidWrite(t, mode, poll)
+			})
+		}
+	}
+}
+
+// TestPollRecovers: with no live producer to find it, a consumer that only
+// polls with TryReceive recovers a slot whose producer died mid-write, and
+// receives what was committed after it.
+func TestPollRecovers(t *testing.T) {
 	for _, mode := range []Mode{MPSC, MPMC} {
 		t.Run("mode="+mode.String(), func(t *testing.T) {
 			r := testRing(t, shm, &Options{Mode: mode, Slots: 8, MaxMessage: 128})
-			// The helper sends 3 messages, then claims a 4th slot and dies.
-			cmd := startHelper(t, "hang-producer", helperEnv(r, "RING_ID=1", "RING_COUNT=3", "RING_RESERVE=1")...)
-			p, err := r.NewProducer()
-			if err != nil {
-				t.Fatal(err)
-			}
 			c, err := r.NewConsumer()
 			if err != nil {
 				t.Fatal(err)
 			}
-			const ours = 40
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 128)
-				for seq := uint64(0); seq < ours; seq++ {
-					if err := p.Send(context.Background(), 1, payload(buf, 0, seq)); err != nil {
-						t.Errorf("send %d: %v", seq, err)
-						return
-					}
-				}
-			}()
-			// The ring fills behind the stuck slot; then the helper dies.
-			for r.Stats().Sent < 8 {
+			// The helper sends 3 messages, then claims a 4th slot and dies.
+			cmd := startHelper(t, "hang-producer", helperEnv(r, "RING_ID=1", "RING_COUNT=3", "RING_RESERVE=1")...)
+			for r.Stats().Sent < 4 {
 				time.Sleep(time.Millisecond)
 			}
 			kill(t, cmd)
-			buf, scratch := make([]byte, 128), make([]byte, 128)
-			next := map[uint64]uint64{}
-			for got := 0; got < ours+3; got++ {
-				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
-				n, typ, err := c.Receive(ctx, buf)
-				cancel()
-				if err != nil {
-					t.Fatalf("after %d messages: %v (stats %+v)", got, err, r.Stats())
+			buf := make([]byte, 128)
+			for got := 0; got < 3; got++ {
+				if _, _, err := receiveOrPoll(c, buf, true); err != nil {
+					t.Fatalf("after %d messages: %v", got, err)
 				}
-				id, seq, err := checkPayload(typ, buf[:n], scratch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if seq != next[id] {
-					t.Fatalf("producer %d: seq %d, want %d", id, seq, next[id])
-				}
-				next[id]++
 			}
-			wg.Wait()
-			if _, _, err := c.TryReceive(buf); !errors.Is(err, ErrEmpty) {
-				t.Fatalf("extra message: %v", err)
-			}
-			if st := r.Stats(); st.Recovered != 1 {
-				t.Fatalf("recovered %d slots, want 1 (%+v)", st.Recovered, st)
+			deadline := time.Now().Add(ipctest.Deadline)
+			for r.Stats().Recovered == 0 {
+				if _, _, err := c.TryReceive(buf); !errors.Is(err, ErrEmpty) {
+					t.Fatalf("TryReceive: %v, want ErrEmpty", err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("polling never recovered the slot: %+v", r.Stats())
+				}
+				time.Sleep(50 * time.Microsecond)
 			}
 		})
+	}
+}
+
+// receiveOrPoll is Receive, or for poll a loop of TryReceive until the
+// deadline.
+func receiveOrPoll(c *Consumer, buf []byte, poll bool) (int, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+	defer cancel()
+	if !poll {
+		return c.Receive(ctx, buf)
+	}
+	for {
+		n, typ, err := c.TryReceive(buf)
+		if !errors.Is(err, ErrEmpty) || ctx.Err() != nil {
+			return n, typ, err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func killedMidWrite(t *testing.T, mode Mode, poll bool) {
+	r := testRing(t, shm, &Options{Mode: mode, Slots: 8, MaxMessage: 128})
+	// The helper sends 3 messages, then claims a 4th slot and dies.
+	cmd := startHelper(t, "hang-producer", helperEnv(r, "RING_ID=1", "RING_COUNT=3", "RING_RESERVE=1")...)
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ours = 40
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 128)
+		for seq := uint64(0); seq < ours; seq++ {
+			if err := p.Send(context.Background(), 1, payload(buf, 0, seq)); err != nil {
+				t.Errorf("send %d: %v", seq, err)
+				return
+			}
+		}
+	}()
+	// The ring fills behind the stuck slot; then the helper dies.
+	for r.Stats().Sent < 8 {
+		time.Sleep(time.Millisecond)
+	}
+	kill(t, cmd)
+	buf, scratch := make([]byte, 128), make([]byte, 128)
+	next := map[uint64]uint64{}
+	for got := 0; got < ours+3; got++ {
+		n, typ, err := receiveOrPoll(c, buf, poll)
+		if err != nil {
+			t.Fatalf("after %d messages: %v (stats %+v)", got, err, r.Stats())
+		}
+		id, seq, err := checkPayload(typ, buf[:n], scratch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq != next[id] {
+			t.Fatalf("producer %d: seq %d, want %d", id, seq, next[id])
+		}
+		next[id]++
+	}
+	wg.Wait()
+	if _, _, err := c.TryReceive(buf); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("extra message: %v", err)
+	}
+	if st := r.Stats(); st.Recovered != 1 {
+		t.Fatalf("recovered %d slots, want 1 (%+v)", st.Recovered, st)
 	}
 }
 

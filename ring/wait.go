@@ -17,9 +17,18 @@ import (
 // A sleeping handle needs no such period: deaths wake it.
 const checkEvery = 25 * time.Millisecond
 
-// spinCheck is how many spin rounds pass between looks at the clock, the
-// context and the peers' states.
+// spinCheck is how many spin rounds pass between looks at the clock.
 const spinCheck = 64
+
+// spinLook is how often a spinning handle looks at the context and at its
+// peers' states. Those states share lines with words a busy peer writes
+// for every message (its counters, its claims), so looking at them much
+// more often would cost that peer a cache miss per look.
+const spinLook = 100 * time.Microsecond
+
+// stuckEvery is how many Try calls that find nothing pass between looks at
+// the clock for a scan (see stuck).
+const stuckEvery = 16
 
 // recheckSlice is how soon a handle looks again when a recovery or a
 // takeover waits for a live peer to settle a claim it is making.
@@ -38,8 +47,9 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 	w := h.r.waiting
 	if w.Strategy != Block {
 		var spinUntil time.Time
+		lastLook := time.Now()
 		if w.Strategy == Adaptive {
-			spinUntil = time.Now().Add(w.spin())
+			spinUntil = lastLook.Add(w.spin())
 		}
 		for i := 1; ; i++ {
 			if try() {
@@ -49,12 +59,25 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 			if i%spinCheck != 0 {
 				continue
 			}
+			now := time.Now()
+			if w.Strategy == Adaptive && now.After(spinUntil) {
+				break // sleep, which looks first
+			}
+			if i%(spinCheck*16) == 0 {
+				// Let other goroutines of this process run now and then:
+				// with more spinners than CPUs they would otherwise wait for
+				// preemption.
+				runtime.Gosched()
+			}
+			if now.Sub(lastLook) < spinLook && !h.g.closed() {
+				continue
+			}
+			lastLook = now
 			err := h.check(ctx)
 			needScan := errors.Is(err, errNeedScan)
 			if needScan {
 				err = nil // spin on; scan now and then
 			}
-			now := time.Now()
 			every := checkEvery
 			if h.recheck {
 				every = recheckSlice
@@ -67,15 +90,6 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 			}
 			if err != nil {
 				return settle(err, try)
-			}
-			if w.Strategy == Adaptive && now.After(spinUntil) {
-				break
-			}
-			if i%(spinCheck*16) == 0 {
-				// Let other goroutines of this process run now and then:
-				// with more spinners than CPUs they would otherwise wait for
-				// preemption.
-				runtime.Gosched()
 			}
 		}
 	}
@@ -289,8 +303,14 @@ func (h *handle) verdict(p peers, scanned bool) error {
 
 // stuck runs a scan for a Try call that found nothing while the ring says
 // there is something (a producer mid-write, or one that died there), at
-// most every checkEvery, and reports whether it recovered anything.
+// most every checkEvery, and reports whether it recovered anything. It
+// reads the clock only every stuckEvery calls: a Try that polls an empty
+// ring pays no more than an increment.
 func (h *handle) stuck() bool {
+	h.tries++
+	if h.tries%stuckEvery != 0 {
+		return false
+	}
 	every := checkEvery
 	if h.recheck {
 		every = recheckSlice
