@@ -239,18 +239,28 @@ func (h *handle) reapDead(views []lineView) (progress bool, err error) {
 // ErrCorrupt if more than N positions seem published, which no producer
 // can do.
 func (r *Ring) tailAfter(tail uint64) (uint64, error) {
+	pos, ok := r.publishedFrom(tail)
+	if !ok {
+		return 0, fmt.Errorf("%w: more than %d slots published after the tail %d", ErrCorrupt, r.n, tail)
+	}
+	step("recover:tail")
+	return pos, nil
+}
+
+// publishedFrom is tailAfter's scan, which Stats makes too: ok is false if
+// more than N positions seem published.
+func (r *Ring) publishedFrom(tail uint64) (pos uint64, ok bool) {
 	multiConsumer := r.g.mode.multiConsumer()
 	for k := uint64(0); k <= r.n; k++ {
 		pos := tail + k
-		// Acquire, SYNC(slot-publish): what the dead producer, and a consumer
+		// Acquire, SYNC(slot-publish): what the producer, and a consumer
 		// after it, left in the slot.
 		seq := r.descs.At(pos & r.mask).seq.Load()
 		published := seq&^(seqSkip|seqHeld) == pos+1
 		consumed := multiConsumer && seq == pos+r.n
 		if !published && !consumed {
-			step("recover:tail")
-			return pos, nil
+			return pos, true
 		}
 	}
-	return 0, fmt.Errorf("%w: more than %d slots published after the tail %d", ErrCorrupt, r.n, tail)
+	return 0, false
 }

@@ -38,9 +38,14 @@ func (r *Ring) Stats() Stats {
 	// Relaxed would do for every load below: counters that only grow, and
 	// role statuses, read for display; no order between them is promised.
 	sent, recv := r.prod.pos.Load(), r.cons.pos.Load()
-	// A single producer stores the tail after the slots it publishes, so a
-	// consumer may be ahead of it for a moment.
-	sent = max(sent, recv)
+	if !r.g.mode.multiProducer() {
+		// A single producer stores the tail only now and then: the slots
+		// published after it say where it is.
+		if tail, ok := r.publishedFrom(sent); ok {
+			sent = tail
+		}
+	}
+	sent = max(sent, recv) // a scribbled tail, or one read before the head
 	s := Stats{
 		Capacity: r.g.slots, Sent: sent, Received: recv,
 		ConsumerSleeps: r.ctrl.consumerSleeps.Load(),
