@@ -42,15 +42,13 @@ type multiReceiver struct {
 	seen      bool   // the position delivered now was looked at by a consumer that died
 	handbacks uint64 // the ring's handback count when we last looked
 	freed     uint64 // slots freed since the last done
-	tally     tally
 }
 
 func newMultiReceiver(h *handle) (*multiReceiver, error) {
 	r := h.r
 	// look: handbacks counted before we came are ours to find too.
 	m := &multiReceiver{h: h, r: r, own: h.line, src: h.line, srcIdx: h.idx, look: true}
-	// Acquire: the line's counters and the ring's handback count.
-	m.tally.start(h.line)
+	// Acquire: the ring's handback count.
 	m.handbacks = r.ctrl.handbacks.Load()
 	// The line's previous holder may have left a claim: serve it.
 	if err := m.serve(h.idx, h.line); err != nil {
@@ -369,7 +367,7 @@ func (m *multiReceiver) release(pos uint64) {
 }
 
 func (m *multiReceiver) done(n uint64, bytes int) {
-	m.tally.add(n, bytes)
+	m.own.count(n, bytes)
 	if m.freed > 0 {
 		if m.r.maySleep(producerSide) { // wakeProducers, inline
 			m.r.wakeFenced(producerSide, uint32(min(m.freed, 1<<31)))

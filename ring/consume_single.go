@@ -24,7 +24,6 @@ type singleReceiver struct {
 	published uint64 // the head as last stored
 	flagPos   uint64 // position+1 a dead predecessor was looking at in place
 	named     bool   // our line's peek names a position
-	tally     tally
 }
 
 func newSingleReceiver(h *handle) (*singleReceiver, error) {
@@ -33,7 +32,6 @@ func newSingleReceiver(h *handle) (*singleReceiver, error) {
 	// at; it finished everything below the head.
 	head := r.cons.pos.Load()
 	s := &singleReceiver{r: r, line: h.line, head: head, published: head}
-	s.tally.start(h.line)
 	if peek := h.line.peek.Load(); peek == head+1 {
 		s.flagPos, s.named = peek, true
 	} else if peek != 0 {
@@ -97,7 +95,7 @@ func (s *singleReceiver) done(n uint64, bytes int) {
 	// the head in claim; our reads of the slots below it are done before
 	// they are refilled.
 	atomicx.StoreRelease(&r.cons.pos, s.head)
-	s.tally.add(n, bytes)
+	s.line.count(n, bytes)
 	if s.named && s.head >= s.line.peek.Load() {
 		// Acquire above: our own line's peek. Release, SYNC(claim): the
 		// message it names is finished, after the head.

@@ -182,6 +182,15 @@ type roleLine struct {
 	_        [lineSize - 72]byte
 }
 
+// count adds n messages of bytes payload bytes to the line's counters.
+func (e *roleLine) count(n uint64, bytes int) {
+	// Relaxed, one writer: only the line's holder counts; monitors read
+	// the counters for display, and a successor after the holder's death
+	// (which orders them).
+	atomicx.AddRelaxed(&e.msgs, n)
+	atomicx.AddRelaxed(&e.bytes, uint64(bytes))
+}
+
 // claimIntent in roleLine.claimLen marks a claim named before the CAS that
 // claims it: it may not be the holder's at all, if the CAS fails. The
 // holder clears it once its CAS has succeeded, so that a recoverer can

@@ -24,7 +24,6 @@ import (
 type multiSender struct {
 	r      *Ring
 	line   *roleLine
-	tally  tally
 	head   uint64 // single consumer: the last head read
 	byHead bool
 }
@@ -40,7 +39,6 @@ func newMultiSender(h *handle) (*multiSender, error) {
 		return nil, err
 	}
 	s := &multiSender{r: r, line: h.line, byHead: !r.g.mode.multiConsumer()}
-	s.tally.start(h.line)
 	if s.byHead {
 		// Acquire, SYNC(head-release), as in claim.
 		s.head = r.cons.pos.Load()
@@ -128,7 +126,7 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	}
 	// Release, SYNC(claim): the claim is finished, after its commits.
 	atomicx.StoreRelease(&s.line.claim, 0)
-	s.tally.add(n, bytes)
+	s.line.count(n, bytes)
 	if r.maySleep(consumerSide) { // wakeConsumers, inline
 		r.wakeFenced(consumerSide, uint32(min(n, 1<<31)))
 	}

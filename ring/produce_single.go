@@ -22,7 +22,7 @@ import (
 // is free when seq == p.
 type singleSender struct {
 	r      *Ring
-	tally  tally
+	line   *roleLine
 	tail   uint64 // next position to fill; the ring's tail lags it by less than every
 	block  uint64 // ^(positions between stores of the tail - 1): a power of two
 	head   uint64 // single consumer: the last head read, never ahead of the real one
@@ -43,8 +43,7 @@ func newSingleSender(h *handle) (*singleSender, error) {
 	}
 	// Release: the tail is ours; only Stats and a successor read it.
 	atomicx.StoreRelease(&r.prod.pos, tail)
-	s := &singleSender{r: r, tail: tail, block: ^(max(1, min(tailEvery, r.n/2)) - 1), byHead: !r.g.mode.multiConsumer()}
-	s.tally.start(h.line)
+	s := &singleSender{r: r, line: h.line, tail: tail, block: ^(max(1, min(tailEvery, r.n/2)) - 1), byHead: !r.g.mode.multiConsumer()}
 	if s.byHead {
 		// Acquire, SYNC(head-release), as in claim.
 		s.head = r.cons.pos.Load()
@@ -140,7 +139,7 @@ func (s *singleSender) advance(n uint64, bytes int) {
 		atomicx.StoreRelaxed(&s.r.prod.pos, s.tail+n)
 	}
 	s.tail += n
-	s.tally.add(n, bytes)
+	s.line.count(n, bytes)
 }
 
 // abort gives nothing back: the tail did not move, so the position is

@@ -17,6 +17,10 @@ func TestStoreRelease(t *testing.T) {
 	if u.Load() != 1<<63|5 {
 		t.Fatal(u.Load())
 	}
+	AddRelaxed(&u, 3)
+	if u.Load() != 1<<63|8 {
+		t.Fatal(u.Load())
+	}
 	var w atomic.Uint32
 	StoreRelease32(&w, 7)
 	if w.Load() != 7 {

@@ -31,6 +31,12 @@ func StoreLoad32(p *atomic.Uint32, v uint32, q *atomic.Uint32, fence bool) uint3
 // the store is one aligned machine store. It costs a plain store, inline.
 func StoreRelaxed(p *atomic.Uint64, v uint64) { storeRelaxed(p, v) }
 
+// AddRelaxed adds v to *p with no ordering and no atomicity against other
+// writers: for a word that only the caller writes (a counter of its own),
+// which others read whole, as for [StoreRelaxed]. It costs a plain
+// read-modify-write, one store, inline.
+func AddRelaxed(p *atomic.Uint64, v uint64) { addRelaxed(p, v) }
+
 // Fence is a full memory barrier: every load and store before it is ordered
 // before every load and store after it. It is what the store-load
 // ("Dekker") step of a wake-up protocol needs.

@@ -12,6 +12,8 @@ import (
 // atomic.Uint64 is the word alone (its other fields take no room).
 func storeRelaxed(p *atomic.Uint64, v uint64) { *(*uint64)(unsafe.Pointer(p)) = v }
 
+func addRelaxed(p *atomic.Uint64, v uint64) { *(*uint64)(unsafe.Pointer(p)) += v }
+
 // The build fails if atomic.Uint64 or atomic.Uint32 is ever more than its
 // word.
 var (

@@ -26,6 +26,8 @@ func storeLoad32(p *atomic.Uint32, v uint32, q *atomic.Uint32, _ bool) uint32 {
 // which would report the plain store it cannot tell from a bug.
 func storeRelaxed(p *atomic.Uint64, v uint64) { p.Store(v) }
 
+func addRelaxed(p *atomic.Uint64, v uint64) { p.Store(p.Load() + v) }
+
 // fenceWord is the target of the read-modify-write that serves as a fence.
 var fenceWord atomic.Uint64
 
