@@ -191,18 +191,20 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 // Memory model: the Send that wrote the message synchronizes before the
 // return of the call that delivers it.
 func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
-	entered := c.h.g.enter()
-	defer c.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !c.h.g.enter() {
+		c.h.g.leave()
 		return 0, 0, os.ErrClosed
 	}
 	if c.peeked {
+		c.h.g.leave()
 		return 0, 0, ErrPending
 	}
 	n, typ, ok, err := c.tryOne(buf)
 	if !ok && err == nil && c.h.stuck() {
 		n, typ, ok, err = c.tryOne(buf)
 	}
+	c.h.g.leave()
 	switch {
 	case err != nil:
 		return 0, 0, err
@@ -347,11 +349,18 @@ func (c *Consumer) tryPeek() (Peeked, bool, error) {
 // TryPeek is [Consumer.Peek] without waiting: [ErrEmpty] if no message is
 // waiting.
 func (c *Consumer) TryPeek() (Peeked, error) {
-	entered := c.h.g.enter()
-	defer c.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !c.h.g.enter() {
+		c.h.g.leave()
 		return Peeked{}, os.ErrClosed
 	}
+	m, err := c.peekNow()
+	c.h.g.leave()
+	return m, err
+}
+
+// peekNow is TryPeek inside the guard.
+func (c *Consumer) peekNow() (Peeked, error) {
 	if c.peeked {
 		return Peeked{}, ErrPending
 	}
@@ -405,11 +414,18 @@ func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 // Release finishes the message returned by Peek, giving its slot back to the
 // producers. The Peeked data must not be used afterwards.
 func (c *Consumer) Release() error {
-	entered := c.h.g.enter()
-	defer c.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !c.h.g.enter() {
+		c.h.g.leave()
 		return os.ErrClosed
 	}
+	err := c.releasePeeked()
+	c.h.g.leave()
+	return err
+}
+
+// releasePeeked is Release inside the guard.
+func (c *Consumer) releasePeeked() error {
 	if !c.peeked {
 		return ErrNotReserved
 	}

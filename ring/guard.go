@@ -40,6 +40,13 @@ var fenceEntry = !atomicx.RegisterProcessBarrier()
 //	if !entered {
 //		return os.ErrClosed
 //	}
+//
+// The calls whose whole work is a few nanoseconds (TrySend, TryReceive,
+// TryPeek, Release, TryReserve, Commit) call leave directly instead of
+// deferring it: the deferred call cost as much as the rest of the guard
+// (BENCHMARKS.md). Between their enter and leave runs only code that
+// returns an error for any content of the segment (the fuzz and scribble
+// tests hold it to that), never one that panics, so leave is always reached.
 func (g *guard) enter() bool {
 	// Release store of busy, SYNC(close-guard): pairs with the load of busy
 	// in shut; a shut that misses it has its closing store seen by the load

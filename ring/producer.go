@@ -126,15 +126,17 @@ func (p *Producer) claimWait(ctx context.Context, k uint64) (pos, n uint64, err 
 // Memory model: the write of data synchronizes before the return of the
 // Receive or Peek that delivers the message, in whichever process.
 func (p *Producer) TrySend(typ int64, data []byte) error {
-	entered := p.h.g.enter()
-	defer p.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !p.h.g.enter() {
+		p.h.g.leave()
 		return os.ErrClosed
 	}
 	if err := p.check(typ, len(data)); err != nil {
+		p.h.g.leave()
 		return err
 	}
 	ok, err := p.d.sendOne(typ, data)
+	p.h.g.leave()
 	switch {
 	case err != nil:
 		return err
@@ -267,11 +269,18 @@ func (p *Producer) Reserve(ctx context.Context) ([]byte, error) {
 // TryReserve is [Producer.Reserve] without waiting: [ErrFull] if no slot is
 // free.
 func (p *Producer) TryReserve() ([]byte, error) {
-	entered := p.h.g.enter()
-	defer p.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !p.h.g.enter() {
+		p.h.g.leave()
 		return nil, os.ErrClosed
 	}
+	b, err := p.reserveNow()
+	p.h.g.leave()
+	return b, err
+}
+
+// reserveNow is TryReserve inside the guard.
+func (p *Producer) reserveNow() ([]byte, error) {
 	if p.reserved {
 		return nil, ErrPending
 	}
@@ -289,11 +298,18 @@ func (p *Producer) TryReserve() ([]byte, error) {
 // Commit sends the reserved slot as a message of type typ (> 0) made of the
 // first n bytes of the reserved buffer.
 func (p *Producer) Commit(typ int64, n int) error {
-	entered := p.h.g.enter()
-	defer p.h.g.leave()
-	if !entered {
+	// No defer: see guard.
+	if !p.h.g.enter() {
+		p.h.g.leave()
 		return os.ErrClosed
 	}
+	err := p.commitReserved(typ, n)
+	p.h.g.leave()
+	return err
+}
+
+// commitReserved is Commit inside the guard.
+func (p *Producer) commitReserved(typ int64, n int) error {
 	switch {
 	case !p.reserved:
 		return ErrNotReserved
