@@ -92,6 +92,10 @@ var (
 	// ErrPending is returned by a Producer or Consumer call made while a
 	// reservation (Reserve) or an in-place message (Peek) is outstanding.
 	ErrPending = errors.New("ring: a reservation or peeked message is outstanding")
+
+	// ErrReadOnly is returned by NewProducer and NewConsumer of a Ring
+	// opened with OpenOptions.ReadOnly.
+	ErrReadOnly = errors.New("ring: opened read-only")
 )
 
 // foreignError is ErrForeign: an existing object under the key is not the

@@ -151,6 +151,11 @@ type OpenOptions struct {
 	// ReadyTimeout bounds the wait for a ring whose creator has not yet
 	// published its header; default 1s.
 	ReadyTimeout time.Duration
+	// ReadOnly attaches the segment read-only (SHM_RDONLY), for monitors:
+	// Stats, Header and Holders work and never write a byte of the ring;
+	// NewProducer and NewConsumer fail with [ErrReadOnly]. It needs only
+	// read permission on the segment and its semaphore set.
+	ReadOnly bool
 }
 
 func (o *Options) geometry() geometry {

@@ -91,9 +91,13 @@ type Ring struct {
 
 	// mu orders the ring's own calls (Stats, NewProducer, ...) with Close:
 	// they hold it shared while they touch the memory.
-	mu      sync.RWMutex
-	closed  bool
-	removed bool
+	mu       sync.RWMutex
+	closed   bool
+	removed  bool
+	readOnly bool // attached SHM_RDONLY: no store may touch mem
+
+	statMu   sync.Mutex // Stats' scratch
+	statVals []uint16   // the semaphore values Stats reads
 
 	hmu     sync.Mutex
 	handles map[*handle]struct{}
@@ -318,7 +322,7 @@ func openSegment(seg *segment.Segment, key ipc.Key, opts *OpenOptions) (*Ring, e
 	if err != nil {
 		return nil, fmt.Errorf("ring: open: %w", err)
 	}
-	m, err := seg.Attach(false)
+	m, err := seg.Attach(opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("ring: open: %w", err)
 	}
@@ -330,7 +334,7 @@ func openSegment(seg *segment.Segment, key ipc.Key, opts *OpenOptions) (*Ring, e
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("ring: open %v: %w", key, err), m.Detach())
 	}
-	r.seg, r.mapping, r.key = seg, m, key
+	r.seg, r.mapping, r.key, r.readOnly = seg, m, key, opts.ReadOnly
 	return r, nil
 }
 
@@ -530,7 +534,7 @@ func (r *Ring) Remove() error {
 		return fmt.Errorf("ring: remove: %w already", ErrRemoved)
 	}
 	r.removed = true
-	if !r.closed {
+	if !r.closed && !r.readOnly {
 		// Release: makes the flag visible to every process's waits; no
 		// data depends on it.
 		atomicx.StoreRelease32(&r.ctrl.flags, flagRemoved)
@@ -565,6 +569,12 @@ func RemoveKey(key ipc.Key) error {
 		}
 		return removeStaleSet(key)
 	}
+	return removeSegment(seg, key)
+}
+
+// removeSegment removes seg, found under key, and its semaphore set, once
+// it has proved both are a ring's.
+func removeSegment(seg *segment.Segment, key ipc.Key) error {
 	m, err := seg.Attach(true)
 	if err != nil {
 		return fmt.Errorf("ring: remove %v: %w", key, err)

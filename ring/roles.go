@@ -137,6 +137,9 @@ func (r *Ring) take(s side, recover func(h *handle, prev uint64) error) (*handle
 	if r.closed {
 		return nil, os.ErrClosed
 	}
+	if r.readOnly {
+		return nil, fmt.Errorf("%w: a %v takes a role, which writes the ring", ErrReadOnly, s)
+	}
 	first, count := r.lines(s)
 	h := &handle{r: r, side: s, armed: r.deathTargets(s)}
 	if err := r.agreeFor(s); err != nil {

@@ -12,8 +12,10 @@ type Stats struct {
 	Depth          int    // Sent - Received: messages in the ring
 	SentBytes      uint64 // payload bytes published
 	ReceivedBytes  uint64 // payload bytes delivered
-	Producers      int    // producer roles held (by live or, until found, dead processes)
-	Consumers      int    // consumer roles held, likewise
+	Producers      int    // producer roles held by live processes
+	Consumers      int    // consumer roles held by live processes
+	DeadProducers  int    // producer roles whose holder died, not yet cleaned up (by a successor or a peer)
+	DeadConsumers  int    // consumer roles likewise
 	ConsumerSleeps uint64 // times a consumer slept on its semaphore
 	ProducerSleeps uint64 // times a producer slept on its semaphore
 	Wakeups        uint64 // semaphore posts made to wake sleepers
@@ -27,8 +29,16 @@ type Stats struct {
 // call.
 func (s Stats) SemOps() uint64 { return s.ConsumerSleeps + s.ProducerSleeps + s.Wakeups }
 
-// Stats returns the ring's counters. It makes no system call. After Close
-// it returns zero Stats.
+// Stats returns the ring's counters. It makes one system call, to read
+// the role lines' lock semaphores (a holder keeps its line's lock up with
+// SEM_UNDO, so the kernel says who is alive; [Ring.Holders] lists them),
+// allocates nothing and never writes the ring. If the semaphore set
+// cannot be read (it was removed), every held role counts as live. After
+// Close it returns zero Stats.
+//
+// A monitor computes rates from the difference of two samples of Sent,
+// Received, SentBytes, ReceivedBytes, the sleeps and Wakeups; Depth,
+// Producers and Consumers are levels, the rest cumulative event counts.
 func (r *Ring) Stats() Stats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -58,19 +68,34 @@ func (r *Ring) Stats() Stats {
 	if sent > recv {
 		s.Depth = int(min(sent-recv, r.n))
 	}
+	r.statMu.Lock()
+	defer r.statMu.Unlock()
+	if len(r.statVals) != r.sems.Len() {
+		r.statVals = make([]uint16, r.sems.Len())
+	}
+	known := r.sems.Values(r.statVals) == nil
 	for i := 0; i < r.g.roles(); i++ {
 		e := r.roles.At(uint64(i))
-		held := status(e.state.Load()) == roleActive
-		if i < r.g.maxProducers {
+		st := status(e.state.Load())
+		held := st == roleActive || st == roleDead
+		live := st == roleActive && (!known || r.statVals[semLocks+i] != 0)
+		producer := i < r.g.maxProducers
+		switch {
+		case producer:
 			s.SentBytes += e.bytes.Load()
-			if held {
-				s.Producers++
-			}
-		} else {
+		default:
 			s.ReceivedBytes += e.bytes.Load()
-			if held {
-				s.Consumers++
-			}
+		}
+		switch {
+		case !held:
+		case producer && live:
+			s.Producers++
+		case producer:
+			s.DeadProducers++
+		case live:
+			s.Consumers++
+		default:
+			s.DeadConsumers++
 		}
 	}
 	return s
