@@ -125,7 +125,6 @@ func inspect(rec ipc.ShmRecord) entry {
 		return e
 	}
 	defer r.Close()
-	e.Attached-- // ourselves
 	e.hdr, e.stats = r.Header(), r.Stats()
 	e.SemaphoreID = e.hdr.SemaphoreID
 	e.Version, e.InstanceID, e.Mode = e.hdr.Version, e.hdr.InstanceID.String(), e.hdr.Mode.String()
