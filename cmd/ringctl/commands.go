@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring/ring"
+	"github.com/shmring/shmring/segment"
 )
 
 // durationFlag is a time.Duration flag that remembers whether it was set.
@@ -236,12 +237,36 @@ func removable(e entry, force bool) string {
 	return ""
 }
 
-// remove removes the ring e describes.
+// remove removes the ring e describes, if a second look just before
+// finds it in the same state: a process may have taken a role meanwhile.
 func remove(e entry) error {
 	if e.SegmentID < 0 {
 		return ring.RemoveStaleSet(e.SemaphoreID)
 	}
+	now, ok := reinspect(e.SegmentID)
+	switch {
+	case !ok:
+		return fmt.Errorf("segment %d is gone", e.SegmentID)
+	case now.InstanceID != e.InstanceID:
+		return fmt.Errorf("segment %d now holds another ring", e.SegmentID)
+	case now.State == stateActive && e.State != stateActive:
+		return fmt.Errorf("a process took a role meanwhile")
+	}
 	return ring.RemoveID(e.SegmentID)
+}
+
+// reinspect looks at segment id again.
+func reinspect(id int) (entry, bool) {
+	recs, err := segment.List()
+	if err != nil {
+		return entry{}, false
+	}
+	for _, rec := range recs {
+		if rec.ID == id {
+			return inspect(rec), true
+		}
+	}
+	return entry{}, false
 }
 
 // removal is what rm and gc print per ring with -json.

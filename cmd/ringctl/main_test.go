@@ -473,3 +473,29 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherVersion: a ring of another layout version is listed with its
+// version, never read, and can be removed.
+func TestOtherVersion(t *testing.T) {
+	s, err := segment.Create(ipc.Private, 8192, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipctest.Track(t, ipctest.Shm, s.ID())
+	defer s.Remove()
+	m, err := s.Attach(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m.Bytes(), "SHMRING\x00")
+	m.Bytes()[8] = 7 // layout version 7
+	m.Detach()
+	out, code := ringctl(t, "ls", "-json")
+	e := bySegment(entries(t, out), s.ID())
+	if code != exitOK || e == nil || e["state"] != "other-version" || e["version"] != 7.0 || e["mode"] != nil {
+		t.Fatalf("ls: exit %d, %v", code, e)
+	}
+	if out, code := ringctl(t, "rm", strconv.Itoa(s.ID())); code != exitOK || ipctest.Exists(ipctest.Shm, s.ID()) {
+		t.Errorf("rm: exit %d: %s", code, out)
+	}
+}
