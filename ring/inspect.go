@@ -30,8 +30,13 @@ type Header struct {
 	Created      time.Time
 }
 
-// Header returns the ring's header. It reads only the write-once header.
-func (r *Ring) Header() Header {
+// Header returns the ring's header as it was when this process created or
+// opened the ring (it is written once, and a later scribble on it does not
+// change what it says here). It works after Close too.
+func (r *Ring) Header() Header { return r.header }
+
+// readHeader reads the write-once header, once validated or written.
+func (r *Ring) readHeader() Header {
 	return Header{
 		Version:    r.hdr.Version,
 		InstanceID: uuid.UUID(r.seal.ID),

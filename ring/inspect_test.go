@@ -135,3 +135,16 @@ func TestRemoveID(t *testing.T) {
 		t.Fatal("the ring is still there")
 	}
 }
+
+// TestHeaderAfterClose: the header and instance id are kept in process
+// memory, so asking for them after Close (the segment detached) is safe.
+func TestHeaderAfterClose(t *testing.T) {
+	r := testRing(t, shm, &Options{Slots: 8, MaxMessage: 64})
+	want := r.Header()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Header(); got != want || r.InstanceID() != want.InstanceID {
+		t.Errorf("after Close: header %+v, instance %v; want %+v", got, r.InstanceID(), want)
+	}
+}

@@ -75,6 +75,7 @@ type Ring struct {
 	// Block, which sleeps at once and should not pay for membarrier.
 	fencedSleeper bool
 
+	header   Header // the header as created or opened, kept in process memory
 	hdr      *header
 	seal     *sealLine
 	prod     *cursorLine
@@ -239,6 +240,7 @@ func format(mem []byte, sems *semaphore.Set, g geometry, w Waiting, who identity
 	}
 	who.pid, who.start, who.created = uint32(r.self.PID), r.self.Start, time.Now().UnixNano()
 	writeHeader(mem, r.hdr, r.seal, g, who)
+	r.header = r.readHeader()
 	// Release, SYNC(header-ready): pairs with the acquire load in waitReady;
 	// every header field and slot sequence written above is visible to an
 	// opener that sees stateReady.
@@ -372,6 +374,7 @@ func openMemory(mem []byte, opts *OpenOptions, segID int, owner *ipc.Perm, creat
 		return nil, err
 	}
 	r.sems = sems
+	r.header = r.readHeader()
 	return r, nil
 }
 
@@ -443,7 +446,7 @@ func (r *Ring) SemaphoreID() int { return r.sems.ID() }
 
 // InstanceID returns the UUID the creator gave the ring: two rings under the
 // same key at different times have different instance ids.
-func (r *Ring) InstanceID() uuid.UUID { return uuid.UUID(r.seal.ID) }
+func (r *Ring) InstanceID() uuid.UUID { return r.header.InstanceID }
 
 // Mode returns the ring's mode.
 func (r *Ring) Mode() Mode { return r.g.mode }
