@@ -160,65 +160,41 @@ const (
 )
 
 // Selector says which message a Receive takes: [Any], [Type], [UpTo] or
-// [Except]. The zero value is Any. A Selector is a small value; copy it
-// freely.
-type Selector struct {
-	kind selectorKind
-	typ  int64
-}
-
-type selectorKind uint8
-
-const (
-	selectAny selectorKind = iota
-	selectType
-	selectUpTo
-	selectExcept
-)
+// [Except]. The zero value is Any. It is [ipc.Selector], which the ring
+// package's selective receive takes too, so a receive loop moves between
+// a kernel queue and a ring unchanged. A Selector is a small value; copy
+// it freely.
+type Selector = ipc.Selector
 
 // Any selects the oldest message on the queue, whatever its type (msgtyp 0).
-func Any() Selector { return Selector{} }
+func Any() Selector { return ipc.AnyType() }
 
 // Type selects the oldest message of type t (msgtyp t). t must be at least
 // 1, or Receive returns an error wrapping [ErrInvalidType].
-func Type(t int64) Selector { return Selector{selectType, t} }
+func Type(t int64) Selector { return ipc.OfType(t) }
 
 // UpTo selects, among the messages whose type is at most t, the oldest of
 // those with the lowest type (msgtyp -t): with messages of types 3, 1, 2, 1
 // queued in that order, UpTo(2) takes the first 1, and UpTo(5) too. It makes
 // the type a priority, lowest first. t must be at least 1, or Receive
 // returns an error wrapping [ErrInvalidType].
-func UpTo(t int64) Selector { return Selector{selectUpTo, t} }
+func UpTo(t int64) Selector { return ipc.UpToType(t) }
 
 // Except selects the oldest message whose type is not t (msgtyp t with
 // MSG_EXCEPT). t must be at least 1, or Receive returns an error wrapping
 // [ErrInvalidType].
-func Except(t int64) Selector { return Selector{selectExcept, t} }
+func Except(t int64) Selector { return ipc.ExceptType(t) }
 
-// String describes the selector as Go code would make it: "Any()",
-// "Type(3)", "UpTo(3)" or "Except(3)".
-func (s Selector) String() string {
-	switch s.kind {
-	case selectType:
-		return fmt.Sprintf("Type(%d)", s.typ)
-	case selectUpTo:
-		return fmt.Sprintf("UpTo(%d)", s.typ)
-	case selectExcept:
-		return fmt.Sprintf("Except(%d)", s.typ)
-	}
-	return "Any()"
-}
-
-// args returns msgrcv's msgtyp and the flags the selector needs, and false
-// if the selector's type is not positive.
-func (s Selector) args() (msgtyp int64, flags int, ok bool) {
-	switch s.kind {
-	case selectType:
-		return s.typ, 0, s.typ > 0
-	case selectUpTo:
-		return -s.typ, 0, s.typ > 0
-	case selectExcept:
-		return s.typ, msgExcept, s.typ > 0
+// args returns msgrcv's msgtyp and the flags selector s needs, and false
+// if its type is not positive.
+func args(s Selector) (msgtyp int64, flags int, ok bool) {
+	switch s.Kind() {
+	case ipc.SelectType:
+		return s.Type(), 0, s.Type() > 0
+	case ipc.SelectUpTo:
+		return -s.Type(), 0, s.Type() > 0
+	case ipc.SelectExcept:
+		return s.Type(), msgExcept, s.Type() > 0
 	}
 	return 0, 0, true
 }
@@ -471,7 +447,7 @@ func (q *Queue) checkReceive(ctx context.Context, flags Flags) error {
 // receive receives into b, which has room for the type and len(b)-hdrSize
 // bytes of text, and returns the length of the text.
 func (q *Queue) receive(ctx context.Context, b []byte, sel Selector, flags Flags) (int, error) {
-	msgtyp, kflags, ok := sel.args()
+	msgtyp, kflags, ok := args(sel)
 	if !ok {
 		return 0, fmt.Errorf("msgq: msgrcv key %v id %d: selector %v: %w", q.key, q.id, sel, ErrInvalidType)
 	}
