@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/shmring/shmring/ipc"
 )
 
 // Consumer receives messages from a ring. It holds one consumer role of the
@@ -30,8 +32,9 @@ type Consumer struct {
 	h *handle
 	d receiver
 
-	peeked  bool   // a Peek is outstanding
-	peekPos uint64 // its position
+	sel     *selectReceiver // d, on a ring created for selective receive; nil otherwise
+	peeked  bool            // a Peek is outstanding
+	peekPos uint64          // its position
 	peekLen int
 }
 
@@ -82,9 +85,13 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 	c := &Consumer{}
 	h, err := r.take(consumerSide, func(h *handle, prev uint64) error {
 		var err error
-		if r.g.mode.multiConsumer() {
+		switch {
+		case r.g.selective:
+			c.sel, err = newSelectReceiver(h, prev)
+			c.d = c.sel
+		case r.g.mode.multiConsumer():
 			c.d, err = newMultiReceiver(h)
-		} else {
+		default:
 			c.d, err = newSingleReceiver(h)
 		}
 		return err
@@ -93,9 +100,12 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 		return nil, err
 	}
 	c.h = h
-	if m, ok := c.d.(*multiReceiver); ok {
-		h.recoverPeers = m.recoverPeers
-	} else {
+	switch d := c.d.(type) {
+	case *multiReceiver:
+		h.recoverPeers = d.recoverPeers
+	case *selectReceiver:
+		h.recoverPeers = d.recoverPeers
+	default:
 		h.recoverPeers = h.reapDead
 	}
 	h.closer = c.closeLocal
@@ -105,6 +115,22 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 	// Deaths before ours are not posted to us: look once.
 	h.scanCheck()
 	return c, nil
+}
+
+// selecting makes sel the selector of the call in progress (inside the
+// guard: it writes our role line).
+func (c *Consumer) selecting(sel ipc.Selector) error {
+	if c.sel == nil {
+		if sel.Kind() != ipc.SelectAny {
+			return fmt.Errorf("%w: selector %v", ErrNotSelective, sel)
+		}
+		return nil
+	}
+	if !sel.Valid() {
+		return fmt.Errorf("%w: selector %v", ErrBadType, sel)
+	}
+	c.sel.setSelector(sel)
+	return nil
 }
 
 func tooLarge(size, buf int) error {
@@ -191,6 +217,16 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 // Memory model: the Send that wrote the message synchronizes before the
 // return of the call that delivers it.
 func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
+	return c.tryReceive(buf, ipc.Selector{})
+}
+
+// TryReceiveSelect is [Consumer.TryReceive] for the message sel selects,
+// on a ring created for selective receive (see [Consumer.ReceiveSelect]).
+func (c *Consumer) TryReceiveSelect(buf []byte, sel ipc.Selector) (n int, typ int64, err error) {
+	return c.tryReceive(buf, sel)
+}
+
+func (c *Consumer) tryReceive(buf []byte, sel ipc.Selector) (n int, typ int64, err error) {
 	// No defer: see guard.
 	if !c.h.g.enter() {
 		c.h.g.leave()
@@ -199,6 +235,10 @@ func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
 	if c.peeked {
 		c.h.g.leave()
 		return 0, 0, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		c.h.g.leave()
+		return 0, 0, err
 	}
 	n, typ, ok, err := c.tryOne(buf)
 	if !ok && err == nil && c.h.stuck() {
@@ -226,6 +266,27 @@ func (c *Consumer) TryReceive(buf []byte) (n int, typ int64, err error) {
 //
 // Memory model: as for [Consumer.TryReceive].
 func (c *Consumer) Receive(ctx context.Context, buf []byte) (n int, typ int64, err error) {
+	return c.receive(ctx, buf, ipc.Selector{})
+}
+
+// ReceiveSelect is [Consumer.Receive] for the message sel selects, with
+// msgrcv's meaning: [ipc.AnyType], the oldest message; [ipc.OfType](t),
+// the oldest of type t; [ipc.UpToType](t), the oldest of the lowest type
+// at most t; [ipc.ExceptType](t), the oldest of another type. It needs a
+// ring created with Options.Selective (otherwise only AnyType is allowed,
+// and anything else gives [ErrNotSelective]); a selector with a type
+// below 1 gives [ErrBadType].
+//
+// Messages no selector takes stay in the ring, as in a message queue, so
+// a ring can fill with types nobody receives ([Stats].Depth shows it). A
+// sleeping consumer is woken only by messages its selector may match. When
+// every producer has closed and no message matches, it returns io.EOF,
+// even if messages of other types remain.
+func (c *Consumer) ReceiveSelect(ctx context.Context, buf []byte, sel ipc.Selector) (n int, typ int64, err error) {
+	return c.receive(ctx, buf, sel)
+}
+
+func (c *Consumer) receive(ctx context.Context, buf []byte, sel ipc.Selector) (n int, typ int64, err error) {
 	entered := c.h.g.enter()
 	defer c.h.g.leave()
 	if !entered {
@@ -233,6 +294,9 @@ func (c *Consumer) Receive(ctx context.Context, buf []byte) (n int, typ int64, e
 	}
 	if c.peeked {
 		return 0, 0, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		return 0, 0, err
 	}
 	n, typ, ok, err := c.tryOne(buf)
 	if !ok && err == nil {
@@ -256,6 +320,16 @@ func (c *Consumer) Receive(ctx context.Context, buf []byte) (n int, typ int64, e
 // [ErrEmpty] if none is waiting, and [ErrTooLarge] if the first does not fit
 // its buffer.
 func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
+	return c.tryReceiveBatch(msgs, ipc.Selector{})
+}
+
+// TryReceiveBatchSelect is [Consumer.TryReceiveBatch] for the messages sel
+// selects (see [Consumer.ReceiveSelect]), in the order it selects them.
+func (c *Consumer) TryReceiveBatchSelect(msgs []Message, sel ipc.Selector) (int, error) {
+	return c.tryReceiveBatch(msgs, sel)
+}
+
+func (c *Consumer) tryReceiveBatch(msgs []Message, sel ipc.Selector) (int, error) {
 	entered := c.h.g.enter()
 	defer c.h.g.leave()
 	if !entered {
@@ -263,6 +337,9 @@ func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
 	}
 	if c.peeked {
 		return 0, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		return 0, err
 	}
 	if len(msgs) == 0 {
 		return 0, nil
@@ -283,6 +360,16 @@ func (c *Consumer) TryReceiveBatch(msgs []Message) (int, error) {
 // ReceiveBatch is [Consumer.TryReceiveBatch] that waits, as Receive does,
 // until at least one message is there, and returns the errors of Receive.
 func (c *Consumer) ReceiveBatch(ctx context.Context, msgs []Message) (int, error) {
+	return c.receiveBatch(ctx, msgs, ipc.Selector{})
+}
+
+// ReceiveBatchSelect is [Consumer.ReceiveBatch] for the messages sel
+// selects (see [Consumer.ReceiveSelect]).
+func (c *Consumer) ReceiveBatchSelect(ctx context.Context, msgs []Message, sel ipc.Selector) (int, error) {
+	return c.receiveBatch(ctx, msgs, sel)
+}
+
+func (c *Consumer) receiveBatch(ctx context.Context, msgs []Message, sel ipc.Selector) (int, error) {
 	entered := c.h.g.enter()
 	defer c.h.g.leave()
 	if !entered {
@@ -290,6 +377,9 @@ func (c *Consumer) ReceiveBatch(ctx context.Context, msgs []Message) (int, error
 	}
 	if c.peeked {
 		return 0, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		return 0, err
 	}
 	if len(msgs) == 0 {
 		return 0, nil
@@ -348,21 +438,30 @@ func (c *Consumer) tryPeek() (Peeked, bool, error) {
 
 // TryPeek is [Consumer.Peek] without waiting: [ErrEmpty] if no message is
 // waiting.
-func (c *Consumer) TryPeek() (Peeked, error) {
+func (c *Consumer) TryPeek() (Peeked, error) { return c.tryPeekSel(ipc.Selector{}) }
+
+// TryPeekSelect is [Consumer.TryPeek] for the message sel selects (see
+// [Consumer.ReceiveSelect]).
+func (c *Consumer) TryPeekSelect(sel ipc.Selector) (Peeked, error) { return c.tryPeekSel(sel) }
+
+func (c *Consumer) tryPeekSel(sel ipc.Selector) (Peeked, error) {
 	// No defer: see guard.
 	if !c.h.g.enter() {
 		c.h.g.leave()
 		return Peeked{}, os.ErrClosed
 	}
-	m, err := c.peekNow()
+	m, err := c.peekNow(sel)
 	c.h.g.leave()
 	return m, err
 }
 
 // peekNow is TryPeek inside the guard.
-func (c *Consumer) peekNow() (Peeked, error) {
+func (c *Consumer) peekNow(sel ipc.Selector) (Peeked, error) {
 	if c.peeked {
 		return Peeked{}, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		return Peeked{}, err
 	}
 	m, ok, err := c.tryPeek()
 	if !ok && err == nil && c.h.stuck() {
@@ -387,6 +486,16 @@ func (c *Consumer) peekNow() (Peeked, error) {
 // Peeked.Data is the ring's shared memory: valid only until Release or
 // Close, and never to be written.
 func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
+	return c.peek(ctx, ipc.Selector{})
+}
+
+// PeekSelect is [Consumer.Peek] for the message sel selects (see
+// [Consumer.ReceiveSelect]).
+func (c *Consumer) PeekSelect(ctx context.Context, sel ipc.Selector) (Peeked, error) {
+	return c.peek(ctx, sel)
+}
+
+func (c *Consumer) peek(ctx context.Context, sel ipc.Selector) (Peeked, error) {
 	entered := c.h.g.enter()
 	defer c.h.g.leave()
 	if !entered {
@@ -394,6 +503,9 @@ func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 	}
 	if c.peeked {
 		return Peeked{}, ErrPending
+	}
+	if err := c.selecting(sel); err != nil {
+		return Peeked{}, err
 	}
 	m, ok, err := c.tryPeek()
 	if !ok && err == nil {
@@ -451,6 +563,9 @@ func (c *Consumer) Close() error { return c.h.close() }
 // flagged, and nobody refills its slot while the caller may still read it.
 func (c *Consumer) closeLocal() (zeroCopyOut bool) {
 	zeroCopyOut = c.peeked
+	if c.peeked && c.sel != nil {
+		c.sel.abandonPeek(c.peekPos)
+	}
 	c.peeked = false
 	c.d.close()
 	return zeroCopyOut

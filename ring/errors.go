@@ -93,6 +93,11 @@ var (
 	// reservation (Reserve) or an in-place message (Peek) is outstanding.
 	ErrPending = errors.New("ring: a reservation or peeked message is outstanding")
 
+	// ErrNotSelective is returned by a Select call with a selector other
+	// than ipc.AnyType on a ring not created for selective receive
+	// (Options.Selective).
+	ErrNotSelective = errors.New("ring: not created for selective receive")
+
 	// ErrReadOnly is returned by NewProducer and NewConsumer of a Ring
 	// opened with OpenOptions.ReadOnly.
 	ErrReadOnly = errors.New("ring: opened read-only")

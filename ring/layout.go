@@ -75,7 +75,7 @@ type header struct {
 	Version       uint32  // 8: layoutVersion
 	LineSize      uint32  // 12: lineSize
 	Mode          uint32  // 16: Mode (SPSC..MPMC)
-	Features      uint32  // 20: reserved feature bits, zero in version 2
+	Features      uint32  // 20: feature bits: featureSelective; the others zero in version 2
 	MaxMessage    uint32  // 24: largest message, in bytes
 	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline
 	SlotCount     uint32  // 32: slots, a power of two
@@ -162,6 +162,10 @@ type controlLine struct {
 
 const flagRemoved = 1
 
+// featureSelective in header.Features: a ring created for selective
+// receive (Options.Selective).
+const featureSelective = 1
+
 // roleLine records who holds one role and what it has in hand. Line i is
 // locked by semaphore semLocks+i: its holder, or a process recovering it,
 // keeps that semaphore at 1 with SEM_UNDO, so the kernel unlocks it when
@@ -179,7 +183,8 @@ type roleLine struct {
 	msgs     atomic.Uint64 // 48: messages sent or received through this line, cumulative
 	bytes    atomic.Uint64 // 56: their payload bytes, cumulative
 	since    atomic.Int64  // 64: when the holder took the line, Unix nanoseconds
-	_        [lineSize - 72]byte
+	selector atomic.Uint64 // 72: a selective consumer's selector (encodeSelector), for its wakers
+	_        [lineSize - 80]byte
 }
 
 // count adds n messages of bytes payload bytes to the line's counters.
@@ -220,7 +225,7 @@ const (
 type slotDesc struct {
 	seq    atomic.Uint64 // 0
 	owner  atomic.Uint64 // 8: token of the consumer holding the slot in place while serving another's claim (see consume_multi.go); 0: none
-	typ    int64         // 16: message type, > 0
+	typ    atomic.Uint64 // 16: message type, > 0; stored relaxed, so that a selective consumer may look at it before it owns the slot
 	size   uint32        // 24: payload bytes
 	flags  uint32        // 28: descInline
 	_      uint64        // 32: reserved per-message metadata; zero in version 2
@@ -254,6 +259,7 @@ type geometry struct {
 	slots        int
 	maxProducers int
 	maxConsumers int
+	selective    bool // featureSelective: consumers receive by selector (consume_select.go)
 }
 
 func (g geometry) roles() int       { return g.maxProducers + g.maxConsumers }
@@ -286,6 +292,8 @@ func (g geometry) check() error {
 		return fmt.Errorf("%w: %d producers and %d consumers (1..%d each)", ErrInvalid, g.maxProducers, g.maxConsumers, maxSideRoles)
 	case !g.mode.multiProducer() && g.maxProducers != 1, !g.mode.multiConsumer() && g.maxConsumers != 1:
 		return fmt.Errorf("%w: mode %v allows one producer and one consumer where it says single", ErrInvalid, g.mode)
+	case g.selective && !g.mode.multiConsumer():
+		return fmt.Errorf("%w: selective receive needs a mode with many consumers (SPMC or MPMC; MaxConsumers may be 1)", ErrInvalid)
 	case uint64(g.slots)*uint64(lineSize+g.slotSize()) > maxTotal:
 		return fmt.Errorf("%w: %d slots of %d bytes exceed %d bytes", ErrInvalid, g.slots, lineSize+g.slotSize(), uint64(maxTotal))
 	}
@@ -309,6 +317,9 @@ func writeHeader(b []byte, h *header, s *sealLine, g geometry, who identity) {
 	h.Version = layoutVersion
 	h.LineSize = lineSize
 	h.Mode = uint32(g.mode)
+	if g.selective {
+		h.Features = featureSelective
+	}
 	h.MaxMessage = uint32(g.maxMessage)
 	h.SlotSize = uint32(g.slotSize())
 	h.SlotCount = uint32(g.slots)
@@ -397,6 +408,7 @@ func validateHeader(b []byte) (geometry, error) {
 		slots:        int(le.Uint32(b[offSlotCount:])),
 		maxProducers: int(le.Uint32(b[offProducers:])),
 		maxConsumers: int(le.Uint32(b[offConsumers:])),
+		selective:    le.Uint32(b[offFeatures:])&featureSelective != 0,
 	}
 	if err := g.check(); err != nil {
 		return geometry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -404,8 +416,8 @@ func validateHeader(b []byte) (geometry, error) {
 	// Every derived number must match what the geometry implies, so that
 	// nothing read later from the header can point outside the segment.
 	switch slotSize, sems := le.Uint32(b[offSlotSize:]), le.Uint32(b[offSemCount:]); {
-	case le.Uint32(b[offFeatures:]) != 0:
-		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d has none", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion)
+	case le.Uint32(b[offFeatures:])&^featureSelective != 0:
+		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d knows only %#x", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion, featureSelective)
 	case int64(slotSize) != int64(g.slotSize()):
 		return geometry{}, fmt.Errorf("%w: slot size %d, geometry implies %d", ErrCorrupt, slotSize, g.slotSize())
 	case int64(sems) != int64(semCount(g.roles())):

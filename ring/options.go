@@ -129,6 +129,13 @@ type Options struct {
 	Perm       fs.FileMode // permission bits of segment and semaphores; default 0600
 	Exclusive  bool        // fail with fs.ErrExist if the key is taken
 
+	// Selective makes a ring whose consumers may receive by type, with
+	// msgrcv's selectors ([Consumer.ReceiveSelect] and the other Select
+	// calls): each takes only the messages its selector matches, the
+	// others stay. It needs a mode with many consumers, SPMC or MPMC
+	// (MaxConsumers may be 1). See consume_select.go's doc in [Consumer].
+	Selective bool
+
 	// MaxProducers and MaxConsumers bound how many producers and consumers
 	// may be attached at once in the multi modes (default DefaultRoles, at
 	// most 512 each). Single modes have one of each. A consumer that closes
@@ -160,7 +167,7 @@ type OpenOptions struct {
 
 func (o *Options) geometry() geometry {
 	g := geometry{mode: o.Mode, maxMessage: o.MaxMessage, slots: o.Slots,
-		maxProducers: o.MaxProducers, maxConsumers: o.MaxConsumers}
+		maxProducers: o.MaxProducers, maxConsumers: o.MaxConsumers, selective: o.Selective}
 	if g.mode == 0 {
 		g.mode = SPSC
 	}

@@ -128,7 +128,7 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	atomicx.StoreRelease(&s.line.claim, 0)
 	s.line.count(n, bytes)
 	if r.maySleep(consumerSide) { // wakeConsumers, inline
-		r.wakeFenced(consumerSide, uint32(min(n, 1<<31)))
+		r.wakePublished(pos, n)
 	}
 }
 
@@ -145,10 +145,21 @@ func (s *multiSender) sendOne(typ int64, data []byte) (bool, error) {
 
 func (s *multiSender) abort(pos uint64) {
 	r := s.r
+	if r.g.selective {
+		// Release, SYNC(slot-release): selective consumers take a slot
+		// with seq p+N for consumed, and free nothing in order, so the
+		// slot is simply free again.
+		atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+r.n)
+		atomicx.StoreRelease(&s.line.claim, 0) // Release, SYNC(claim): finished
+		r.wakeProducers(1)
+		return
+	}
 	// Release, SYNC(slot-publish): a skip mark, as recoverProducerClaim
 	// makes.
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, (pos+1)|seqSkip)
 	// Release, SYNC(claim): finished.
 	atomicx.StoreRelease(&s.line.claim, 0)
-	r.wakeConsumers(1)
+	if r.maySleep(consumerSide) && !r.g.selective { // a skip is nothing a selector takes
+		r.wakeFenced(consumerSide, 1)
+	}
 }

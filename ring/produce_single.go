@@ -115,7 +115,7 @@ func (s *singleSender) sendOne(typ int64, data []byte) (bool, error) {
 	atomicx.StoreRelease(&d.seq, pos+1)
 	s.advance(1, len(data))
 	if r.maySleep(consumerSide) { // wakeConsumers(1), inline
-		r.wakeFenced(consumerSide, 1)
+		r.wakePublished(pos, 1)
 	}
 	return true, nil
 }
@@ -128,7 +128,9 @@ func (s *singleSender) publish(pos, n uint64, bytes int) {
 		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
 	}
 	s.advance(n, bytes)
-	r.wakeConsumers(uint32(min(n, 1<<31)))
+	if r.maySleep(consumerSide) { // wakeConsumers, inline
+		r.wakePublished(pos, n)
+	}
 }
 
 // advance moves the tail past n published positions and counts them.

@@ -1,6 +1,10 @@
 package ring
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
 
 // Slot contents. A producer fills a slot with plain stores before the
 // release store of its sequence word; a consumer reads it after the
@@ -18,7 +22,9 @@ const seqHeld = 1 << 62
 // most MaxMessage.
 func (r *Ring) writeSlot(pos uint64, typ int64, data []byte) {
 	d := r.descs.At(pos & r.mask)
-	d.typ, d.size = typ, uint32(len(data))
+	// Relaxed: published by the release store of seq, like the rest.
+	atomicx.StoreRelaxed(&d.typ, uint64(typ))
+	d.size = uint32(len(data))
 	if len(data) <= InlineCap {
 		d.flags = descInline
 		copy(d.inline[:], data)
@@ -38,7 +44,9 @@ func (r *Ring) writePayload(pos uint64, data []byte) {
 // Reserve.
 func (r *Ring) setSlot(pos uint64, typ int64, n int) {
 	d := r.descs.At(pos & r.mask)
-	d.typ, d.size = typ, uint32(n)
+	// Relaxed: as in writeSlot.
+	atomicx.StoreRelaxed(&d.typ, uint64(typ))
+	d.size = uint32(n)
 	if r.slot == 0 {
 		d.flags = descInline
 	} else {
@@ -72,7 +80,9 @@ func (r *Ring) payloadOf(i uint64) []byte {
 // and the use changes nothing.
 func (r *Ring) message(pos uint64) (int64, []byte, error) {
 	d := r.descs.At(pos & r.mask)
-	typ, size, flags := d.typ, d.size, d.flags
+	// Plain load on amd64 (acquire, which costs nothing there; relaxed
+	// would do): the slot is ours, after the acquire of seq.
+	typ, size, flags := int64(d.typ.Load()), d.size, d.flags
 	if typ > 0 && flags == descInline && size <= min(uint32(InlineCap), r.maxSize) {
 		return typ, d.inline[:size:size], nil // the busy path of small messages, inline
 	}

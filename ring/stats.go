@@ -68,12 +68,18 @@ func (r *Ring) Stats() Stats {
 	if sent > recv {
 		s.Depth = int(min(sent-recv, r.n))
 	}
+	if r.g.selective {
+		// Consumers finish slots in any order: the head is only the
+		// oldest position not yet consumed.
+		s.Depth = r.selectiveDepth(recv)
+	}
 	r.statMu.Lock()
 	defer r.statMu.Unlock()
 	if len(r.statVals) != r.sems.Len() {
 		r.statVals = make([]uint16, r.sems.Len())
 	}
 	known := r.sems.Values(r.statVals) == nil
+	var selReceived uint64
 	for i := 0; i < r.g.roles(); i++ {
 		e := r.roles.At(uint64(i))
 		st := status(e.state.Load())
@@ -85,6 +91,9 @@ func (r *Ring) Stats() Stats {
 			s.SentBytes += e.bytes.Load()
 		default:
 			s.ReceivedBytes += e.bytes.Load()
+			if r.g.selective {
+				selReceived += e.msgs.Load()
+			}
 		}
 		switch {
 		case !held:
@@ -97,6 +106,9 @@ func (r *Ring) Stats() Stats {
 		default:
 			s.DeadConsumers++
 		}
+	}
+	if r.g.selective {
+		s.Received = selReceived // messages delivered, not the head
 	}
 	return s
 }

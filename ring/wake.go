@@ -86,6 +86,24 @@ func (r *Ring) wakeConsumers(k uint32) {
 	}
 }
 
+// wakePublished is the slow half of wakeConsumers for a producer that
+// published [pos, pos+n): on a selective ring it wakes only the sleepers
+// whose selectors may match those messages. The types are read after the
+// publication: a slot refilled meanwhile held a message that was consumed
+// already, which needs no wake-up.
+func (r *Ring) wakePublished(pos, n uint64) {
+	if !r.g.selective {
+		r.wakeFenced(consumerSide, uint32(min(n, 1<<31)))
+		return
+	}
+	var ts typeSet
+	for i := uint64(0); i < n && i < r.n; i++ {
+		// Relaxed would do: a hint for whom to wake.
+		ts.add(int64(r.descs.At((pos + i) & r.mask).typ.Load()))
+	}
+	r.wakeSelective(ts, uint32(min(n, 1<<31)))
+}
+
 // wakeProducers is wakeConsumers for the other side.
 func (r *Ring) wakeProducers(k uint32) {
 	if r.maySleep(producerSide) {
@@ -120,6 +138,35 @@ func (r *Ring) wakeFenced(s side, k uint32) {
 		// beyond the side's lines are a scribbler's: ignored.
 		for m := sl.masks[w].Load() & r.lineBits(s, w); m != 0 && k > 0; m &= m - 1 {
 			if r.wakeLine(s, 64*w+bits.TrailingZeros64(m)) {
+				k--
+			}
+		}
+	}
+}
+
+// wakeSelective is wakeFenced for the consumers of a selective ring: it
+// wakes up to k sleeping consumers whose selector, on their line, may match
+// one of the messages ts summarizes, and leaves the others asleep. A
+// sleeper stores its selector before the CAS that announces it, so the
+// selector read after its bit is the one it sleeps with (or a newer one).
+func (r *Ring) wakeSelective(ts typeSet, k uint32) {
+	const s = consumerSide
+	sl := r.sleepers[s]
+	// Acquire, SYNC(fence-agreement), as in wake.
+	if !r.light || sl.flags.Load() != 0 {
+		// SYNC(dekker): our publication before our loads of the masks.
+		atomicx.Fence()
+	}
+	first, _ := r.lines(s)
+	for w := 0; w < r.words(s) && k > 0; w++ {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
+		for m := sl.masks[w].Load() & r.lineBits(s, w); m != 0 && k > 0; m &= m - 1 {
+			local := 64*w + bits.TrailingZeros64(m)
+			// Acquire: the sleeper's selector, stored before its bit.
+			if !ts.mayMatch(r.roles.At(uint64(first + local)).selector.Load()) {
+				continue
+			}
+			if r.wakeLine(s, local) {
 				k--
 			}
 		}
