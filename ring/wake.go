@@ -75,18 +75,7 @@ func (r *Ring) lineBits(s side, w int) uint64 {
 	return ^uint64(0)
 }
 
-// wakeConsumers is the publisher's half of the protocol for a producer that
-// published k messages, and wakeProducers for a consumer that freed k
-// slots: each wakes up to k sleepers of the side. The busy path is
-// maySleep: two loads of a line that stays in the publisher's cache and one
-// branch.
-func (r *Ring) wakeConsumers(k uint32) {
-	if r.maySleep(consumerSide) {
-		r.wakeFenced(consumerSide, k)
-	}
-}
-
-// wakePublished is the slow half of wakeConsumers for a producer that
+// wakePublished is the slow half of a producer's wake-up, after maySleep, for one that
 // published [pos, pos+n): on a selective ring it wakes only the sleepers
 // whose selectors may match those messages. The types are read after the
 // publication: a slot refilled meanwhile held a message that was consumed
@@ -104,7 +93,10 @@ func (r *Ring) wakePublished(pos, n uint64) {
 	r.wakeSelective(ts, uint32(min(n, 1<<31)))
 }
 
-// wakeProducers is wakeConsumers for the other side.
+// wakeProducers is the publisher's half of the protocol for a consumer
+// that freed k slots: it wakes up to k sleeping producers. The busy path is
+// maySleep: two loads of a line that stays in the publisher's cache and one
+// branch. (Producers run the same test inline, then wakePublished.)
 func (r *Ring) wakeProducers(k uint32) {
 	if r.maySleep(producerSide) {
 		r.wakeFenced(producerSide, k)
