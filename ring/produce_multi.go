@@ -127,7 +127,7 @@ func (s *multiSender) publish(pos, n uint64, bytes int) {
 	// Release, SYNC(claim): the claim is finished, after its commits.
 	atomicx.StoreRelease(&s.line.claim, 0)
 	s.line.count(n, bytes)
-	if r.maySleep(consumerSide) { // wakeConsumers, inline
+	if r.maySleep(consumerSide) { // wake sleeping consumers: the busy test inline
 		r.wakePublished(pos, n)
 	}
 }

@@ -114,7 +114,7 @@ func (s *singleSender) sendOne(typ int64, data []byte) (bool, error) {
 	// Release, SYNC(slot-publish): as in publish.
 	atomicx.StoreRelease(&d.seq, pos+1)
 	s.advance(1, len(data))
-	if r.maySleep(consumerSide) { // wakeConsumers(1), inline
+	if r.maySleep(consumerSide) { // wake sleeping consumers: the busy test inline
 		r.wakePublished(pos, 1)
 	}
 	return true, nil
@@ -128,7 +128,7 @@ func (s *singleSender) publish(pos, n uint64, bytes int) {
 		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
 	}
 	s.advance(n, bytes)
-	if r.maySleep(consumerSide) { // wakeConsumers, inline
+	if r.maySleep(consumerSide) { // wake sleeping consumers: the busy test inline
 		r.wakePublished(pos, n)
 	}
 }
