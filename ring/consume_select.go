@@ -94,20 +94,21 @@ func (s *selectReceiver) next(uint64) (pos uint64, ok bool, err error) {
 	}
 	defer s.freedDone()
 	for attempt := 0; attempt < selectAttempts; attempt++ {
-		pos, seq, found, err := s.find()
+		pos1, seq, found, err := s.find()
 		if err != nil || !found {
 			return 0, false, err
 		}
-		if s.own1(pos, seq) {
-			return pos, true, nil
+		if s.own1(pos1, seq) {
+			return pos1 - 1, true, nil
 		}
 	}
 	return 0, false, nil
 }
 
 // find scans the ring from the head for the message the selector takes,
-// freeing the skipped slots it passes. It reads only atomic words.
-func (s *selectReceiver) find() (pos, seq uint64, found bool, err error) {
+// freeing the skipped slots it passes, and returns its position+1 and
+// sequence word. It reads only atomic words.
+func (s *selectReceiver) find() (pos1, seq uint64, found bool, err error) {
 	r := s.r
 	s.advanceHead() // past slots consumed since, so that the scan covers the whole ring
 	// Acquire: where to start; every position below it is consumed.

@@ -96,7 +96,7 @@ func (r *Ring) messageChecked(pos uint64, typ int64, size int, flags uint32) (in
 	switch {
 	case typ <= 0:
 		return 0, nil, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, typ)
-	case size > r.g.maxMessage || flags&^descInline != 0:
+	case size > r.g.maxMessage || flags&^(descInline|descRedelivered) != 0:
 		return 0, nil, fmt.Errorf("%w: slot %d holds %d bytes with flags %#x, the ring's messages have at most %d",
 			ErrCorrupt, i, size, flags, r.g.maxMessage)
 	case flags&descInline != 0:
