@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/shmring/shmring/internal/ipctest"
 	"github.com/shmring/shmring/ipc"
 )
 
@@ -146,5 +148,41 @@ func TestHeaderAfterClose(t *testing.T) {
 	}
 	if got := r.Header(); got != want || r.InstanceID() != want.InstanceID {
 		t.Errorf("after Close: header %+v, instance %v; want %+v", got, r.InstanceID(), want)
+	}
+}
+
+// TestConcurrentRemove: a Remove that finds another one at work returns
+// only once the ring is gone (a signal handler's Remove must not let the
+// process exit while another goroutine's is half-way).
+func TestConcurrentRemove(t *testing.T) {
+	r, err := Create(ipc.Private, &Options{Slots: 8, MaxMessage: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segID, semID := r.SegmentID(), r.SemaphoreID()
+	removeIDs(t, segID, semID)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	stepHook = func(s string) {
+		if s == "remove:marked" {
+			close(paused)
+			<-resume
+		}
+	}
+	defer func() { stepHook = nil }()
+	first := make(chan struct{})
+	go func() { r.Remove(); close(first) }()
+	<-paused
+	second := make(chan struct{})
+	go func() { r.Remove(); close(second) }()
+	select {
+	case <-second:
+		t.Error("the second Remove returned while the first was half-way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(resume)
+	<-first
+	<-second
+	if ipctest.Exists(ipctest.Shm, segID) || ipctest.Exists(ipctest.Sem, semID) {
+		t.Fatal("the ring is still there")
 	}
 }

@@ -92,10 +92,11 @@ type Ring struct {
 
 	// mu orders the ring's own calls (Stats, NewProducer, ...) with Close:
 	// they hold it shared while they touch the memory.
-	mu       sync.RWMutex
-	closed   bool
-	removed  bool
-	readOnly bool // attached SHM_RDONLY: no store may touch mem
+	mu         sync.RWMutex
+	closed     bool
+	removed    bool
+	removeDone chan struct{} // closed once the first Remove has finished
+	readOnly   bool          // attached SHM_RDONLY: no store may touch mem
 
 	statMu   sync.Mutex // Stats' scratch
 	statVals []uint16   // the semaphore values Stats reads
@@ -533,16 +534,24 @@ func (r *Ring) Close() error {
 func (r *Ring) Remove() error {
 	r.mu.Lock()
 	if r.removed {
+		done := r.removeDone
 		r.mu.Unlock()
+		// Another Remove may still be at it: when this one returns, the
+		// ring is gone (a signal handler's Remove, say, must not let the
+		// process exit half-way through another goroutine's).
+		<-done
 		return fmt.Errorf("ring: remove: %w already", ErrRemoved)
 	}
 	r.removed = true
+	r.removeDone = make(chan struct{})
+	defer close(r.removeDone)
 	if !r.closed && !r.readOnly {
 		// Release: makes the flag visible to every process's waits; no
 		// data depends on it.
 		atomicx.StoreRelease32(&r.ctrl.flags, flagRemoved)
 	}
 	r.mu.Unlock()
+	step("remove:marked")
 	var errs []error
 	if err := r.sems.Remove(); err != nil && !errors.Is(err, ipc.ErrRemoved) {
 		errs = append(errs, err)
