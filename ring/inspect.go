@@ -149,12 +149,19 @@ func StaleSets() ([]StaleSet, error) {
 // staleSegment reports whether sems is a ring's set whose segment is gone,
 // and the segment id it names.
 func staleSegment(sems *semaphore.Set) (int, bool) {
-	if sems.Len() < semLocks {
+	// A ring's set: the fixed semaphores, then a lock and a wake-up
+	// semaphore for each of at least two role lines.
+	if n := sems.Len(); n < semCount(2) || (n-semLocks)%2 != 0 {
 		return 0, false
 	}
 	v := make([]uint16, sems.Len())
 	if sems.Values(v) != nil {
 		return 0, false
+	}
+	for _, lock := range v[semLocks:semWakes((len(v)-semLocks)/2)] {
+		if lock > 1 {
+			return 0, false // a lock is 0 or 1
+		}
 	}
 	id, ok := recordedSegment(v)
 	if !ok {

@@ -141,9 +141,16 @@ func pick(o *options, cmd string, all bool) ([]entry, bool, error) {
 	}
 	var out []entry
 	ok := true
+	picked := map[string]bool{}
 	for _, t := range o.targets {
-		m := find(inv, t)
-		if len(m) == 0 {
+		var m []entry
+		for _, e := range find(inv, t) {
+			if k := fmt.Sprint(e.SegmentID, "/", e.SemaphoreID); !picked[k] {
+				picked[k] = true
+				m = append(m, e)
+			}
+		}
+		if len(m) == 0 && len(find(inv, t)) == 0 {
 			fmt.Fprintf(o.errs, "ringctl %s: %s: no such ring\n", cmd, t)
 			ok = false
 		}
@@ -153,8 +160,11 @@ func pick(o *options, cmd string, all bool) ([]entry, bool, error) {
 }
 
 func (t target) String() string {
-	if t.byKey {
+	switch {
+	case t.byKey:
 		return "key " + keyString(t.key)
+	case t.bySem:
+		return fmt.Sprintf("semaphore set %d", t.id)
 	}
 	return fmt.Sprintf("segment %d", t.id)
 }
@@ -233,6 +243,10 @@ func removable(e entry, force bool) string {
 		if !force {
 			return "a live process holds a role (-f to remove anyway)"
 		}
+	case stateCreating:
+		if !force {
+			return "being created by a live process (-f to remove anyway)"
+		}
 	}
 	return ""
 }
@@ -249,8 +263,8 @@ func remove(e entry) error {
 		return fmt.Errorf("segment %d is gone", e.SegmentID)
 	case now.InstanceID != e.InstanceID:
 		return fmt.Errorf("segment %d now holds another ring", e.SegmentID)
-	case now.State == stateActive && e.State != stateActive:
-		return fmt.Errorf("a process took a role meanwhile")
+	case e.State != stateActive && now.State != e.State:
+		return fmt.Errorf("it was %s and is %s now", e.State, now.State)
 	}
 	return ring.RemoveID(e.SegmentID)
 }
@@ -263,7 +277,7 @@ func reinspect(id int) (entry, bool) {
 	}
 	for _, rec := range recs {
 		if rec.ID == id {
-			return inspect(rec), true
+			return inspect(rec, readOnlyAttaches()[id]), true
 		}
 	}
 	return entry{}, false
@@ -329,6 +343,18 @@ func runGC(o *options) int {
 	if err != nil {
 		fmt.Fprintf(o.errs, "ringctl gc: %v\n", err)
 		return exitError
+	}
+	if len(o.targets) > 0 {
+		var named []entry
+		for _, e := range inv {
+			for _, t := range o.targets {
+				if t.matches(e) {
+					named = append(named, e)
+					break
+				}
+			}
+		}
+		inv = named
 	}
 	me := callerUID()
 	matched, failed := 0, false

@@ -22,6 +22,7 @@ const (
 	stateBroken   = "broken"   // half of it is missing: a segment without its set, or a set without its segment
 	stateVersion  = "other-version"
 	stateCorrupt  = "corrupt"    // the header or its set fails validation
+	stateCreating = "creating"   // a ring's magic, its header not published yet, its creator alive
 	stateNotRing  = "not-a-ring" // listed with -a only
 	stateNoAccess = "no-access"  // the caller may not read it; listed with -a only
 )
@@ -56,8 +57,9 @@ type entry struct {
 	Consumers   []holderJSON `json:"consumers"`
 	OwnerUID    uint32       `json:"owner_uid"`
 	CreatorUID  uint32       `json:"creator_uid"`
-	Perm        string       `json:"perm"` // octal, as ipcs prints it
-	Attached    int          `json:"attached"`
+	Perm        string       `json:"perm"`     // octal, as ipcs prints it
+	Attached    int          `json:"attached"` // attaches but read-only ones (monitors such as ringctl watch)
+	Readers     int          `json:"readers"`  // read-only attaches this process could see in /proc
 	CreatorPID  int          `json:"creator_pid,omitempty"`
 	Created     time.Time    `json:"created"`
 	AgeSeconds  float64      `json:"age_seconds"`
@@ -77,9 +79,10 @@ func inventory(all bool) ([]entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	readers := readOnlyAttaches()
 	var out []entry
 	for _, rec := range recs {
-		e := inspect(rec)
+		e := inspect(rec, readers[rec.ID])
 		if !all && (e.State == stateNotRing || e.State == stateNoAccess) {
 			continue
 		}
@@ -99,13 +102,16 @@ func inventory(all bool) ([]entry, error) {
 	return out, nil
 }
 
-// inspect looks at one segment, read-only.
-func inspect(rec ipc.ShmRecord) entry {
+// inspect looks at one segment, read-only. readers is how many of its
+// attaches are read-only, as /proc shows them.
+func inspect(rec ipc.ShmRecord, readers int) entry {
 	e := entry{Key: keyString(rec.Key), SegmentID: rec.ID, SemaphoreID: -1,
 		OwnerUID: rec.UID, CreatorUID: rec.CUID, Perm: fmt.Sprintf("%03o", uint32(rec.Mode.Perm())),
-		Attached: int(rec.Attached), CreatorPID: rec.CreatorPID, Created: rec.ChangeTime,
+		Attached: max(int(rec.Attached)-readers, 0), Readers: readers, CreatorPID: rec.CreatorPID, Created: rec.ChangeTime,
 		Producers: []holderJSON{}, Consumers: []holderJSON{}}
-	r, err := ring.OpenID(rec.ID, &ring.OpenOptions{ReadOnly: true, ReadyTimeout: 10 * time.Millisecond})
+	// No waiting for a header being written: a monitor looks once (every
+	// all-zero segment would otherwise cost the wait).
+	r, err := ring.OpenID(rec.ID, &ring.OpenOptions{ReadOnly: true, ReadyTimeout: time.Nanosecond})
 	if err != nil {
 		e.Note = err.Error()
 		switch {
@@ -118,6 +124,11 @@ func inspect(rec ipc.ShmRecord) entry {
 			e.Version = versionOf(rec.ID)
 		case errors.Is(err, ring.ErrRemoved):
 			e.State = stateBroken
+		case errors.Is(err, ring.ErrNotReady):
+			e.State = stateCreating
+			if p, err := ipc.FindProcess(rec.CreatorPID); err != nil || !p.Alive() {
+				e.State = stateBroken // its creator died making it
+			}
 		default:
 			e.State = stateCorrupt
 		}
@@ -181,13 +192,21 @@ func versionOf(id int) uint32 {
 type target struct {
 	key   ipc.Key
 	byKey bool
+	bySem bool // id is a semaphore set's
 	id    int
 }
 
 // parseTarget reads KEY or ID: a key in hex with 0x (as ipcs prints it),
-// or in decimal after "key:"; a plain decimal number is a segment id.
+// or in decimal after "key:"; a plain decimal number is a segment id, one
+// after "sem:" a semaphore set's (for a ring whose segment is gone).
 func parseTarget(s string) (target, error) {
 	switch {
+	case strings.HasPrefix(s, "sem:"):
+		v, err := strconv.Atoi(s[4:])
+		if err != nil || v < 0 {
+			return target{}, fmt.Errorf("bad semaphore set id %q", s)
+		}
+		return target{id: v, bySem: true}, nil
 	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
 		v, err := strconv.ParseUint(s[2:], 16, 32)
 		if err != nil {
@@ -210,8 +229,11 @@ func parseTarget(s string) (target, error) {
 
 // matches reports whether e is the ring t names.
 func (t target) matches(e entry) bool {
-	if t.byKey {
+	switch {
+	case t.byKey:
 		return t.key != ipc.Private && e.Key == keyString(t.key)
+	case t.bySem:
+		return e.SemaphoreID == t.id
 	}
 	return e.SegmentID == t.id
 }
@@ -228,3 +250,35 @@ func find(inv []entry, t target) []entry {
 }
 
 func callerUID() uint32 { return uint32(os.Geteuid()) }
+
+// readOnlyAttaches counts, per segment id, the read-only attaches
+// (monitors) that the mappings in /proc/*/maps show: a SysV segment maps
+// as /SYSV<key> with the segment id as its inode. Processes whose maps
+// this one may not read are not counted, so their attaches count as
+// users: a ring is never taken for more abandoned than it is.
+func readOnlyAttaches() map[int]int {
+	out := map[int]int{}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/maps")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 6 || !strings.HasPrefix(f[5], "/SYSV") || f[1] != "r--s" {
+				continue
+			}
+			if id, err := strconv.Atoi(f[4]); err == nil {
+				out[id]++
+			}
+		}
+	}
+	return out
+}

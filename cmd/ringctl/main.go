@@ -4,18 +4,21 @@
 //	ringctl stat [-json] KEY|ID...          everything a ring's header and Stats say
 //	ringctl watch [-json] [KEY|ID...]       rates each second, like top
 //	ringctl rm [-f] [-json] KEY|ID...       remove rings (segment and semaphore set)
-//	ringctl gc [-y] [-f] [-older D] [-all-users] [-json]
+//	ringctl gc [-y] [-f] [-older D] [-all-users] [-json] [KEY|ID...]
 //	                                        find, and with -y remove, orphaned and broken rings
 //
 // KEY is a key as ipcs prints it, in hex with 0x (0x0000abcd), or in
 // decimal after "key:" (key:43981); ID, a plain number, is a segment id
-// (ipcs -m's shmid). ls, stat and watch attach read-only and never write a
+// (ipcs -m's shmid), and one after "sem:" a semaphore set's id (ipcs -s's
+// semid: for a ring whose segment is gone). ls, stat and watch attach read-only and never write a
 // ring, so any user who may read a ring can watch it.
 //
 // A ring's state is active (a live process holds a role), idle (no live
-// holder, but a process has the segment attached), orphaned (no live
-// holder and nobody attached), broken (a segment without its semaphore
-// set, or a ring's set without its segment), other-version (a ring of
+// holder, but a process has the segment attached read-write; read-only
+// monitors such as watch do not count), orphaned (no live holder and
+// nobody attached), broken (a segment without its semaphore set, a ring's
+// set without its segment, or a ring whose creator died before it was
+// made), creating (being made by a live process), other-version (a ring of
 // another layout version: listed and removable, never read), or corrupt.
 // With ls -a, segments that are not rings (not-a-ring) or that the caller
 // may not read (no-access) are listed too.
@@ -60,15 +63,16 @@ Commands:
   rm      remove rings, after checking that each is one; -f even with live
           holders
             ringctl rm 0x0000abcd 163841
-  gc      list orphaned and broken rings; -y removes them. Never touches a
-          ring with a live holder, keeps rings that hold messages unless -f,
-          -older D keeps those younger than D, and only the caller's own
-          rings unless -all-users
-            ringctl gc            ringctl gc -y -older 1h
+  gc      list orphaned and broken rings (only those named, if any); -y
+          removes them. Never touches a ring with a live holder, keeps rings
+          that hold messages unless -f, -older D keeps those younger than D,
+          and only the caller's own rings unless -all-users
+            ringctl gc            ringctl gc -y -older 1h    ringctl gc -y sem:98307
 
 KEY is a key in hex as ipcs prints it (0x0000abcd), or in decimal after
-"key:" (key:43981); a plain number is a segment id (ipcs -m's shmid).
-States: active, idle, orphaned, broken, other-version, corrupt (ls -a:
+"key:" (key:43981); a plain number is a segment id (ipcs -m's shmid),
+"sem:N" a semaphore set's id (ipcs -s's semid).
+States: active, idle, orphaned, broken, creating, other-version, corrupt (ls -a:
 also not-a-ring, no-access). Every command takes -json: one object a line.
 Exit status: 0 done, 1 error, 2 usage, 3 nothing matched.
 `
@@ -104,6 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	if !cmd.takesTargets && fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ringctl %s takes no KEY or ID\n", args[0])
+		return exitUsage
+	}
+	if o.count < 0 {
+		fmt.Fprintf(stderr, "ringctl %s: -count must not be negative\n", args[0])
+		return exitUsage
+	}
 	for _, a := range fs.Args() {
 		t, err := parseTarget(a)
 		if err != nil {
@@ -114,10 +126,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd.needTargets && len(o.targets) == 0 {
 		fmt.Fprintf(stderr, "ringctl %s: name at least one KEY or ID\n", args[0])
-		return exitUsage
-	}
-	if !cmd.takesTargets && len(o.targets) > 0 {
-		fmt.Fprintf(stderr, "ringctl %s takes no KEY or ID\n", args[0])
 		return exitUsage
 	}
 	return cmd.run(o)
@@ -165,8 +173,9 @@ func init() {
 			needTargets: true, takesTargets: true, flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.force, "f", false, "remove a ring even if a live process holds a role")
 			}, run: runRemove},
-		"gc": {synopsis: "gc [-y] [-f] [-older D] [-all-users] [-json]",
-			help: "Lists orphaned and broken rings, and with -y removes them.",
+		"gc": {synopsis: "gc [-y] [-f] [-older D] [-all-users] [-json] [KEY|ID...]",
+			help:         "Lists orphaned and broken rings (of those named, if any), and with -y removes them.",
+			takesTargets: true,
 			flags: func(fs *flag.FlagSet, o *options) {
 				fs.BoolVar(&o.yes, "y", false, "remove what is listed")
 				fs.BoolVar(&o.force, "f", false, "also rings that still hold messages")

@@ -226,7 +226,10 @@ func TestListStatAndGC(t *testing.T) {
 	}
 
 	// gc without -y only lists.
-	out, code = ringctl(t, "gc", "-json")
+	// gc is told which rings to consider, so that it leaves alone the rings
+	// other tests of the module make meanwhile.
+	mine := []string{strconv.Itoa(orphanID), strconv.Itoa(active.SegmentID()), strconv.Itoa(plain.ID()), strconv.Itoa(fullID)}
+	out, code = ringctl(t, append([]string{"gc", "-json"}, mine...)...)
 	if code != exitOK {
 		t.Fatalf("gc: exit %d", code)
 	}
@@ -240,7 +243,7 @@ func TestListStatAndGC(t *testing.T) {
 	if !ipctest.Exists(ipctest.Shm, orphanID) {
 		t.Fatal("gc without -y removed something")
 	}
-	out, code = ringctl(t, "gc", "-y", "-json")
+	out, code = ringctl(t, append([]string{"gc", "-y", "-json"}, mine...)...)
 	if code != exitOK {
 		t.Fatalf("gc -y: exit %d: %s", code, out)
 	}
@@ -258,7 +261,7 @@ func TestListStatAndGC(t *testing.T) {
 			t.Errorf("gc removed %s %d", o.kind, o.id)
 		}
 	}
-	if _, code := ringctl(t, "gc", "-y", "-f"); code != exitOK || ipctest.Exists(ipctest.Shm, fullID) {
+	if _, code := ringctl(t, append([]string{"gc", "-y", "-f"}, mine...)...); code != exitOK || ipctest.Exists(ipctest.Shm, fullID) {
 		t.Errorf("gc -y -f: exit %d, orphan with messages still there: %v", code, ipctest.Exists(ipctest.Shm, fullID))
 	}
 	if !ipctest.Exists(ipctest.Shm, active.SegmentID()) {
@@ -290,7 +293,7 @@ func TestBroken(t *testing.T) {
 	if found == nil || found["state"] != "broken" || found["segment_id"] != -1.0 {
 		t.Fatalf("set without its segment: %v in %s", found, out)
 	}
-	if out, code := ringctl(t, "gc", "-y"); code != exitOK || ipctest.Exists(ipctest.Sem, semID) {
+	if out, code := ringctl(t, "gc", "-y", "sem:"+strconv.Itoa(semID)); code != exitOK || ipctest.Exists(ipctest.Sem, semID) {
 		t.Errorf("gc -y: exit %d, set still there %v: %s", code, ipctest.Exists(ipctest.Sem, semID), out)
 	}
 
@@ -308,7 +311,7 @@ func TestBroken(t *testing.T) {
 	if e := bySegment(entries(t, out), seg2); e == nil || e["state"] != "broken" {
 		t.Fatalf("segment without its set: %v", e)
 	}
-	if _, code := ringctl(t, "gc", "-y"); code != exitOK || ipctest.Exists(ipctest.Shm, seg2) {
+	if _, code := ringctl(t, "gc", "-y", strconv.Itoa(seg2)); code != exitOK || ipctest.Exists(ipctest.Shm, seg2) {
 		t.Errorf("gc -y: exit %d, segment still there", code)
 	}
 }
@@ -464,7 +467,7 @@ func TestUsage(t *testing.T) {
 		code int
 	}{
 		{nil, exitUsage}, {[]string{"frob"}, exitUsage}, {[]string{"stat"}, exitUsage},
-		{[]string{"ls", "-bogus"}, exitUsage}, {[]string{"rm", "0xzz"}, exitUsage}, {[]string{"gc", "12"}, exitUsage},
+		{[]string{"ls", "-bogus"}, exitUsage}, {[]string{"rm", "0xzz"}, exitUsage}, {[]string{"gc", "0xzz"}, exitUsage}, {[]string{"ls", "12"}, exitUsage}, {[]string{"watch", "-count", "-1"}, exitUsage},
 		{[]string{"-h"}, exitOK}, {[]string{"gc", "-h"}, exitOK},
 	} {
 		var out, errs bytes.Buffer
@@ -497,5 +500,48 @@ func TestOtherVersion(t *testing.T) {
 	}
 	if out, code := ringctl(t, "rm", strconv.Itoa(s.ID())); code != exitOK || ipctest.Exists(ipctest.Shm, s.ID()) {
 		t.Errorf("rm: exit %d: %s", code, out)
+	}
+}
+
+// TestMonitorsAndCreation: a read-only observer (watch, an exporter) does
+// not keep an orphan from being orphaned; a ring still being made by a
+// live process is "creating", kept by gc and by rm without -f.
+func TestMonitorsAndCreation(t *testing.T) {
+	orphan := newRing(t, &ring.Options{Slots: 8, MaxMessage: 64})
+	id := orphan.SegmentID()
+	orphan.Close()
+	watcher, err := ring.OpenID(id, &ring.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	out, _ := ringctl(t, "ls", "-json")
+	if e := bySegment(entries(t, out), id); e == nil || e["state"] != "orphaned" || e["readers"] != 1.0 || e["attached"] != 0.0 {
+		t.Errorf("orphan with a read-only observer: %v", e)
+	}
+
+	s, err := segment.Create(ipc.Private, 8192, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipctest.Track(t, ipctest.Shm, s.ID())
+	defer s.Remove()
+	m, err := s.Attach(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Detach()
+	copy(m.Bytes(), "SHMRING\x00")
+	m.Bytes()[8] = 2 // this layout's version, header not yet published: this process is making it
+	out, _ = ringctl(t, "ls", "-json")
+	if e := bySegment(entries(t, out), s.ID()); e == nil || e["state"] != "creating" {
+		t.Fatalf("ring being made: %v", e)
+	}
+	if _, code := ringctl(t, "rm", strconv.Itoa(s.ID())); code != exitError || !ipctest.Exists(ipctest.Shm, s.ID()) {
+		t.Errorf("rm of a ring being made: exit %d", code)
+	}
+	ringctl(t, "gc", "-y", "-f", strconv.Itoa(s.ID()))
+	if !ipctest.Exists(ipctest.Shm, s.ID()) {
+		t.Error("gc removed a ring being made")
 	}
 }
