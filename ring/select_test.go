@@ -747,3 +747,112 @@ func TestSelectStress(t *testing.T) {
 			}
 		})
 }
+
+func init() { helpers["select-once"] = helperSelectOnce }
+
+// helperSelectOnce takes a consumer role and receives (RING_PEEK=1: peeks)
+// one message of RING_SELECT, then hangs.
+func helperSelectOnce() int {
+	r, _ := helperOpen()
+	c, err := r.NewConsumer()
+	if err != nil {
+		return helperFail("new consumer", err)
+	}
+	sel := parseSelector(os.Getenv("RING_SELECT"))
+	if os.Getenv("RING_PEEK") == "1" {
+		_, err = c.TryPeekSelect(sel)
+	} else {
+		_, _, err = c.TryReceiveSelect(make([]byte, 64), sel)
+	}
+	if err != nil {
+		return helperFail("receive", err)
+	}
+	return hang()
+}
+
+// TestSelectKilledAtEachStep: a selective consumer SIGKILLed at each step
+// of taking a message, and then its recoverer SIGKILLed at each step of
+// giving back what it owned: the next consumer gets every message not
+// finished, once, flagged exactly when the dead one had named it, and the
+// ring goes round again through the slot.
+func TestSelectKilledAtEachStep(t *testing.T) {
+	for _, tc := range []struct {
+		step     string
+		peek     bool
+		gone     bool // the message was finished by the dead consumer
+		flagged  bool
+		recovery string // a recoverer's step to kill it at too, if any
+	}{
+		{step: "select:owned"},
+		{step: "select:named", flagged: true},
+		{step: "select:named", peek: true, flagged: true},
+		{step: "select:finished", gone: true},
+		{step: "select:named", flagged: true, recovery: "giveback:flagged"},
+		{step: "select:named", flagged: true, recovery: "giveback:done"},
+		{step: "select:finished", gone: true, recovery: "giveback:flagged"},
+	} {
+		name := fmt.Sprintf("%s/peek=%v/recovery=%s", tc.step, tc.peek, tc.recovery)
+		t.Run(name, func(t *testing.T) {
+			r := testRing(t, shm, selective(8, 1, 3))
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 6; i++ {
+				p.TrySend(int64(1+i%2), seqPayload(i)) // types 1 2 1 2 1 2
+			}
+			env := helperEnv(r, "RING_SELECT=type:2")
+			if tc.peek {
+				env = append(env, "RING_PEEK=1")
+			}
+			if !parkAndKill(t, "select-once", tc.step, env...) {
+				t.Fatalf("the consumer did not reach %s", tc.step)
+			}
+			if tc.recovery != "" && !parkAndKill(t, "take-consumer", tc.recovery, helperEnv(r)...) {
+				t.Fatalf("the recoverer did not reach %s", tc.recovery)
+			}
+			c, err := r.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			defer cancel()
+			got := map[uint64]bool{}
+			for want := 6; ; want-- {
+				if tc.gone && want == 1 || !tc.gone && want == 0 {
+					break
+				}
+				m, err := c.PeekSelect(ctx, ipc.AnyType())
+				if err != nil {
+					t.Fatalf("after %d messages: %v (stats %+v)", len(got), err, r.Stats())
+				}
+				seq := binary.LittleEndian.Uint64(m.Data)
+				if got[seq] {
+					t.Fatalf("message %d twice", seq)
+				}
+				got[seq] = true
+				if m.Redelivered != (tc.flagged && seq == 1) {
+					t.Errorf("message %d: redelivered %v", seq, m.Redelivered)
+				}
+				c.Release()
+			}
+			if tc.gone && got[1] {
+				t.Error("the message the dead consumer finished came again")
+			}
+			if _, err := c.TryPeekSelect(ipc.AnyType()); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("more than expected: %v", err)
+			}
+			// Round again: every slot, the dead one's too, takes messages.
+			for i := 0; i < 8; i++ {
+				if err := p.TrySend(3, seqPayload(100+i)); err != nil {
+					t.Fatalf("send %d after recovery: %v", i, err)
+				}
+			}
+			for i := 0; i < 8; i++ {
+				if _, _, err := c.TryReceiveSelect(make([]byte, 64), ipc.OfType(3)); err != nil {
+					t.Fatalf("receive %d after recovery: %v", i, err)
+				}
+			}
+		})
+	}
+}
