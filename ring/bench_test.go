@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring/internal/ipctest"
+	"github.com/shmring/shmring/ipc"
 )
 
 var benchSizes = []int{8, 64, 1024, 4096}
@@ -170,6 +171,57 @@ func BenchmarkTrySendReceive(b *testing.B) {
 				reportRate(b, r, n)
 			})
 		}
+	}
+}
+
+// BenchmarkSelect compares, in one goroutine, a send and a receive on a
+// plain MPMC ring with the same on a selective MPMC ring: a plain receive
+// (AnyType), and a receive of the one type the ring holds (OfType(1)),
+// with depth 0 and with 63 messages of that type waiting.
+func BenchmarkSelect(b *testing.B) {
+	for _, tc := range []struct {
+		name      string
+		selective bool
+		sel       ipc.Selector
+		depth     int
+	}{
+		{"plain", false, ipc.AnyType(), 0},
+		{"selective/any", true, ipc.AnyType(), 0},
+		{"selective/type", true, ipc.OfType(1), 0},
+		{"plain/depth=63", false, ipc.AnyType(), 63},
+		{"selective/type/depth=63", true, ipc.OfType(1), 63},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := testRing(b, shm, &Options{Mode: MPMC, Selective: tc.selective, Slots: 256, MaxMessage: 64, MaxProducers: 1, MaxConsumers: 1})
+			p, err := r.NewProducer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := r.NewConsumer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := bytes.Repeat([]byte{'m'}, 64)
+			for i := 0; i < max(tc.depth, -tc.depth); i++ {
+				typ := int64(1)
+				if tc.depth < 0 {
+					typ = 2 // others, ahead of every message selected
+				}
+				if err := p.TrySend(typ, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.TrySend(1, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.TryReceiveSelect(buf, tc.sel); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

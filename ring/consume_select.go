@@ -92,16 +92,17 @@ func (s *selectReceiver) next(uint64) (pos uint64, ok bool, err error) {
 		}
 		s.disown(pos)
 	}
-	defer s.freedDone()
 	for attempt := 0; attempt < selectAttempts; attempt++ {
 		pos1, seq, found, err := s.find()
 		if err != nil || !found {
+			s.freedDone() // skipped slots freed on the way: no done follows
 			return 0, false, err
 		}
 		if s.own1(pos1, seq) {
 			return pos1 - 1, true, nil
 		}
 	}
+	s.freedDone()
 	return 0, false, nil
 }
 
@@ -230,24 +231,29 @@ func (s *selectReceiver) finish(pos uint64) {
 	atomicx.StoreRelease(&d.owner, 0)
 	s.cur = 0
 	s.freed++
-	s.advanceHead()
 }
 
 // advanceHead moves the shared head past the consumed slots at it, at most
-// N of them. Producers do not need it (they wait for a slot's seq), but
-// scans start there and look N positions on.
+// N of them, before a scan. Producers do not need the head (they wait for
+// a slot's seq); scans start there and look N positions on. Any value
+// below which every position is consumed is a right one, and a position
+// once consumed stays so, so consumers store it plainly, no CAS: one that
+// stores an older value than another's only makes the next scans start
+// earlier, and the next advanceHead moves it on again.
 func (s *selectReceiver) advanceHead() {
 	r := s.r
-	for k := uint64(0); k < r.n; k++ {
-		// Acquire: the head, then its slot.
-		head := r.cons.pos.Load()
-		// Acquire, SYNC(slot-release): a consumed slot has seq ≥ head+N.
-		if sq := r.descs.At(head & r.mask).seq.Load(); sq&^seqSkip < head+r.n {
-			return
+	// Acquire: the head, then its slots.
+	head := r.cons.pos.Load()
+	h := head
+	for ; h < head+r.n; h++ {
+		// Acquire, SYNC(slot-release): a consumed slot has seq ≥ p+N.
+		if sq := r.descs.At(h & r.mask).seq.Load(); sq&^seqSkip < h+r.n {
+			break
 		}
-		// Seq-cst CAS: another consumer may move it first; either way, look
-		// at the new head.
-		r.cons.pos.CompareAndSwap(head, head+1)
+	}
+	if h != head {
+		// Release: a hint for scans; see above.
+		atomicx.StoreRelease(&r.cons.pos, h)
 	}
 }
 
