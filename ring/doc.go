@@ -33,6 +33,34 @@
 // [ErrEmpty]. Batches ([Producer.SendBatch], [Consumer.ReceiveBatch]) move
 // many messages with at most one wake-up.
 //
+// # Receiving by type
+//
+// A ring created with Options.Selective (in mode SPMC or MPMC) gives its
+// consumers msgrcv's selectors: [Consumer.ReceiveSelect] and the Try,
+// batch and Peek forms take an [ipc.Selector], the type msgq.Selector is
+// an alias of, so a receive loop moves between a kernel queue and a ring
+// unchanged: ipc.AnyType() the oldest message, ipc.OfType(t) the oldest
+// of type t, ipc.UpToType(t) the oldest of the lowest type at most t,
+// ipc.ExceptType(t) the oldest of another type. Consumers with different
+// selectors share the ring, each taking only what it selects; a message
+// nobody selects stays, as in a message queue, and holds its slot: once
+// the producers come round to that slot they wait (ErrFull) until someone
+// takes it, even if other slots are free, so a ring can fill with types
+// nobody receives ([Stats].Depth shows it). A sleeping consumer is woken
+// only by messages its selector may match. A selective receive looks
+// through the ring from the oldest message, so its cost grows with the
+// number of messages of other types ahead of the one it takes.
+//
+// Request and reply, the classic pattern of message queues, works the same
+// way: clients send requests of one type (say 1), each carrying its reply
+// type, and wait with ReceiveSelect(ipc.OfType(mine)); the server receives
+// ipc.OfType(1) and answers each request with a message of the type it
+// carries. A client's own pid, int64(os.Getpid()), is a reply type no
+// other live client can have; keep request types below the lowest pid
+// (pids start above 1), or, if pids could collide with them, offset reply
+// types by a constant. The examples of ReceiveSelect show a chat between
+// two clients over one ring and a server with several clients.
+//
 // # Progress
 //
 // The ring is lock-free in the sense that matters between processes: no
