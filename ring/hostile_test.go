@@ -110,12 +110,18 @@ func TestScribbler(t *testing.T) {
 		{"role-lines", geometry.rolesOffset, geometry.descsOffset, 2000},
 		{"descriptors", geometry.descsOffset, geometry.payloadOffset, 500},
 	}
-	for i, mode := range append(allModes, MPMC) {
+	for i, mode := range append(allModes, MPMC, MPMC, MPMC) {
 		reg := regions[i%len(regions)]
 		if i == len(allModes) {
 			reg = regions[len(regions)-1]
 		}
-		r := testRing(t, shm, &Options{Mode: mode, Slots: 8, MaxMessage: 200, Wait: Waiting{Strategy: Adaptive}})
+		// The last two: selective rings, their descriptors and their role
+		// lines scribbled on.
+		selective := i > len(allModes)
+		if selective {
+			reg = regions[[]int{4, 3}[i-len(allModes)-1]]
+		}
+		r := testRing(t, shm, &Options{Mode: mode, Selective: selective, Slots: 8, MaxMessage: 200, Wait: Waiting{Strategy: Adaptive}})
 		p, c := pair(t, r)
 		cmd := ipctest.Command(t, "scribble", "RING_SEG="+strconv.Itoa(r.SegmentID()),
 			"SCRIBBLE_UNTIL="+strconv.FormatInt(until.UnixNano(), 10),
