@@ -262,10 +262,16 @@ func (s *selectReceiver) done(n uint64, bytes int) {
 	s.freedDone()
 }
 
-// freedDone wakes producers for the slots freed since the last done.
+// freedDone wakes producers for the slots freed since the last done:
+// every sleeping one. Slots are freed out of order here, so one freed slot
+// may be the last that held up many (those after it were free already),
+// and producers sleep in order of nothing: waking as many as were freed
+// could leave asleep one that could go on.
 func (s *selectReceiver) freedDone() {
 	if s.freed > 0 {
-		s.r.wakeProducers(uint32(min(s.freed, 1<<31)))
+		if s.r.maySleep(producerSide) {
+			s.r.wakeAll(producerSide)
+		}
 		s.freed = 0
 	}
 }

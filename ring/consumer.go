@@ -120,6 +120,13 @@ func (r *Ring) NewConsumer() (*Consumer, error) {
 // selecting makes sel the selector of the call in progress (inside the
 // guard: it writes our role line).
 func (c *Consumer) selecting(sel ipc.Selector) error {
+	if c.sel == nil && sel.Kind() == ipc.SelectAny {
+		return nil // a plain call on a plain ring: one inlined test
+	}
+	return c.selectingSlow(sel)
+}
+
+func (c *Consumer) selectingSlow(sel ipc.Selector) error {
 	if c.sel == nil {
 		if sel.Kind() != ipc.SelectAny {
 			return fmt.Errorf("%w: selector %v", ErrNotSelective, sel)

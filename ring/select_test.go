@@ -856,3 +856,45 @@ func TestSelectKilledAtEachStep(t *testing.T) {
 		})
 	}
 }
+
+// TestSelectWakesEveryProducer: slots freed out of order may each free
+// many producers: two producers asleep on a full ring whose other slot was
+// freed first both go on once the slot at the tail is freed.
+func TestSelectWakesEveryProducer(t *testing.T) {
+	forMemories(t, &Options{Mode: MPMC, Selective: true, Slots: 2, MaxMessage: 8, MaxProducers: 3, MaxConsumers: 2,
+		Wait: Waiting{Strategy: Block}}, func(t *testing.T, r *Ring) {
+		var ps [3]*Producer
+		for i := range ps {
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps[i] = p
+		}
+		x, _ := r.NewConsumer()
+		y, _ := r.NewConsumer()
+		ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+		defer cancel()
+		buf := make([]byte, 8)
+		ps[0].Send(ctx, 1, []byte("one"))
+		ps[0].Send(ctx, 2, []byte("two")) // full
+		if _, _, err := y.ReceiveSelect(ctx, buf, ipc.OfType(2)); err != nil {
+			t.Fatal(err) // the second slot, out of order: nobody sleeps yet
+		}
+		done := make(chan error, 2)
+		for _, p := range ps[1:] {
+			go func() { done <- p.Send(ctx, 3, []byte("x")) }()
+		}
+		for r.Stats().ProducerSleeps < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		if _, _, err := x.ReceiveSelect(ctx, buf, ipc.OfType(1)); err != nil {
+			t.Fatal(err) // now both slots are free
+		}
+		for i := 0; i < 2; i++ {
+			if err := <-done; err != nil {
+				t.Fatalf("a producer did not go on: %v (stats %+v)", err, r.Stats())
+			}
+		}
+	})
+}
