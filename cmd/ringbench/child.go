@@ -26,7 +26,8 @@ import (
 const childEnv = "RINGBENCH_CHILD"
 
 // The roles of children: a throughput run has senders and receivers, a
-// ping-pong run one initiator (ping) and one responder (pong).
+// ping-pong run one initiator (ping) and one responder (pong). The roles of
+// the patterns are in pattern.go.
 const (
 	roleSend = "send"
 	roleRecv = "recv"
@@ -40,6 +41,8 @@ const (
 type childSpec struct {
 	Parent    int           `json:"parent"` // the parent's pid
 	Transport string        `json:"transport"`
+	Pattern   string        `json:"pattern,omitempty"` // chat or server (see pattern.go); empty for the modes
+	Clients   int           `json:"clients,omitempty"` // the server pattern's clients
 	Role      string        `json:"role"`
 	Index     int           `json:"index"` // among the children of the same role
 	Size      int           `json:"size"`
@@ -58,13 +61,14 @@ type childSpec struct {
 
 // childReport is what a child tells the parent at the end, as JSON.
 type childReport struct {
-	Total    uint64      `json:"total"`     // messages sent or received in the whole run
-	Counted  uint64      `json:"counted"`   // of those, in the measured interval
-	WindowNs int64       `json:"window_ns"` // length of the measured interval by this child's clock
-	CPUNs    int64       `json:"cpu_ns"`    // user+sys CPU time of this process in the interval
-	Allocs   uint64      `json:"allocs"`    // heap allocations in the interval
-	SemOps   uint64      `json:"sem_ops"`   // ring semaphore operations in the interval (with Stats)
-	RTT      *rttSummary `json:"rtt,omitempty"`
+	Total    uint64       `json:"total"`     // messages sent or received in the whole run
+	Counted  uint64       `json:"counted"`   // of those, in the measured interval
+	WindowNs int64        `json:"window_ns"` // length of the measured interval by this child's clock
+	CPUNs    int64        `json:"cpu_ns"`    // user+sys CPU time of this process in the interval
+	Allocs   uint64       `json:"allocs"`    // heap allocations in the interval
+	SemOps   uint64       `json:"sem_ops"`   // ring semaphore operations in the interval (with Stats)
+	RTT      *rttSummary  `json:"rtt,omitempty"`
+	Hist     []histBucket `json:"hist,omitempty"` // a server client's round-trip histogram, merged by the parent
 }
 
 // childRuns holds the child side of each transport.
@@ -123,6 +127,9 @@ func childRun(s *childSpec) int {
 	// decides, and kills the children itself.
 	signal.Ignore(os.Interrupt)
 	run, ok := childRuns[s.Transport]
+	if s.Pattern != "" {
+		run, ok = patternRuns[s.Transport]
+	}
 	if !ok {
 		fmt.Fprintf(os.Stderr, "unknown transport %q\n", s.Transport)
 		return 2

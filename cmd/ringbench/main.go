@@ -17,6 +17,7 @@
 //	ringbench -wait spin -pin -sizes 64 -mode pingpong
 //	ringbench -batch 32 -md >> BENCHMARKS.md
 //	ringbench -json | jq .msgs_per_sec
+//	ringbench -pattern chat,server -clients 1,4
 //
 // # What is measured
 //
@@ -69,6 +70,35 @@
 // Only the ring has a batch or zero-copy API; the other transports ignore
 // -batch and -zerocopy, and ping-pong ignores -batch.
 //
+// # Patterns of selective receive
+//
+// -pattern runs processes that share one ring, or one message queue, and
+// take their messages out of it by type, ring against msgq (pattern.go):
+//
+//   - chat: two processes, each sending messages of its own type and
+//     receiving only the other's, over one ring created with
+//     Options.Selective, MPMC with two producers and two consumers
+//     (Consumer.ReceiveSelect with ipc.OfType) or one msgq queue (msgrcv
+//     with the type). One side sends and waits for the answer, and times
+//     the round trip: the percentiles p50, p99, p99.9 and the maximum, as in
+//     ping-pong.
+//   - server: one server and -clients N clients over one selective ring
+//     (MPMC, N+1 producers and consumers) or one queue. A request has type 1
+//     and carries the client's pid, which is the type of its reply; the
+//     server receives type 1 only and each client only its pid, the
+//     classic message-queue pattern (pids of live processes differ, so
+//     replies cannot collide). Each client makes one round trip at a time,
+//     as fast as it can. The row reports the requests per second of all the
+//     clients together, p50 and p99 (and p99.9 and the maximum in JSON) of
+//     all their round trips, and the CPU of every process per request.
+//
+// The messages are checked as in the modes; a server's request also
+// carries the client's pid and index, checked against each other and
+// against its reply. -sizes, -slots, -wait, -spin, -pin, -gomaxprocs and
+// -count apply to the patterns; -batch, -zerocopy, -producers and
+// -consumers do not. Without -mode only the patterns run, and the output
+// has a table per pattern; with -mode the modes run first.
+//
 // # Processes and CPUs
 //
 // Children run with GOMAXPROCS=1 by default (-gomaxprocs): each side is one
@@ -93,6 +123,16 @@
 // (max−min)/median of msgs/s (throughput) or of p50 (ping-pong). vs_msgq is
 // the row's msgs/s over msgq's (throughput) or msgq's p50 over the row's
 // (ping-pong) for the same size, producers and consumers: higher is better.
+//
+// A pattern's result has mode and pattern set to its name (chat or server)
+// and clients to its clients (2 for a chat: the two sides); producers and
+// consumers are the processes that send and receive (2, or N+1). Its
+// round_trips_per_sec is the round trips (requests) per second, all
+// clients together, msgs_per_sec twice that (requests and replies), the
+// rtt fields its round trips, and cpu_ns_per_msg the CPU per message (half
+// the CPU per request). vs_msgq is msgq's p50 over the row's for a chat,
+// and the row's requests per second over msgq's for a server, with the same
+// size and clients. The results of the modes have no pattern and clients.
 //
 // While it runs, ringbench shows its progress on standard error if that is a
 // terminal. It exits with status 2 for bad flags, 1 when a run fails, and
@@ -142,6 +182,8 @@ type config struct {
 	transports []string
 	sizes      []int
 	modes      []string
+	patterns   []string // -pattern: chat, server; run after the modes
+	clients    []int    // -clients: client counts of the server pattern
 	duration   time.Duration
 	warmup     time.Duration
 	count      int
@@ -176,14 +218,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ringbench [flags]\n\n"+
 			"Measures the shmring ring against msgq, pipes and unix sockets across processes.\n"+
-			"With no flags: ring vs msgq, 64 B, throughput and ping-pong, about 16 s.\n\nFlags:\n")
+			"With no flags: ring vs msgq, 64 B, throughput and ping-pong, about 16 s.\n"+
+			"With -pattern chat,server: selective receive by type, ring vs msgq, over one ring or queue.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var (
 		transports = fs.String("transports", "ring,msgq", "comma-separated `list` of transports: ring, msgq, pipe, unix")
-		sizes      = fs.String("sizes", "64", "comma-separated message sizes in `bytes` (at least 8)")
+		sizes      = fs.String("sizes", "64", "comma-separated message sizes in `bytes` (at least 8; 16 with -pattern server)")
 		mode       = fs.String("mode", "both", "throughput, pingpong or both")
 		wait       = fs.String("wait", "adaptive", "ring wait strategy: adaptive, spin or block")
+		pattern    = fs.String("pattern", "", "comma-separated `list` of selective-receive patterns, ring vs msgq over one ring or queue:\n"+
+			"chat (two processes, each receives the other's type: round trip) and\n"+
+			"server (a server and -clients clients, replies typed by the client's pid: requests/s);\n"+
+			"without -mode, only the patterns run")
+		clients = fs.String("clients", "1", "comma-separated client `counts` of -pattern server (1 to 64)")
 	)
 	c := &config{}
 	fs.DurationVar(&c.duration, "duration", time.Second, "measured `time` of each run")
@@ -249,6 +297,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	default:
 		return nil, usagef("-mode: unknown mode %q (want throughput, pingpong or both)", *mode)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := parsePatterns(c, *pattern, *clients, set); err != nil {
+		return nil, err
+	}
 	w, err := ring.ParseWaitStrategy(*wait)
 	if err != nil {
 		return nil, usagef("-wait: unknown wait strategy %q (want adaptive, spin or block)", *wait)
@@ -279,7 +332,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	case c.json && c.md:
 		return nil, usagef("-json and -md cannot be combined")
 	}
-	if c.producers > 1 || c.consumers > 1 {
+	if (c.producers > 1 || c.consumers > 1) && len(c.modes) > 0 {
 		for _, t := range c.transports {
 			if t == "pipe" || t == "unix" {
 				return nil, usagef("-producers %d -consumers %d: %s connects one writer to one reader; use -transports ring,msgq for more", c.producers, c.consumers, t)
@@ -408,18 +461,25 @@ func signalStatus(s os.Signal) int {
 	return 1
 }
 
-// benchCase is one line of the results: a transport in a mode at a size.
+// benchCase is one line of the results: a transport in a mode, or in a
+// pattern, at a size.
 type benchCase struct {
 	transport string
-	mode      string
+	mode      string // the pattern's name for a pattern
 	size      int
 	producers int
 	consumers int
+	pattern   string // chat or server; empty for the modes
+	clients   int    // the pattern's clients: 2 for a chat
 }
 
 func (c benchCase) String() string {
 	s := fmt.Sprintf("%s %s %d B", c.transport, c.mode, c.size)
-	if c.producers > 1 || c.consumers > 1 {
+	switch {
+	case c.pattern == patternServer:
+		s += fmt.Sprintf(" %d clients", c.clients)
+	case c.pattern != "":
+	case c.producers > 1 || c.consumers > 1:
 		s += fmt.Sprintf(" %d:%d", c.producers, c.consumers)
 	}
 	return s
@@ -432,6 +492,20 @@ func cases(cfg *config) []benchCase {
 		for _, size := range cfg.sizes {
 			for _, t := range cfg.transports {
 				out = append(out, benchCase{transport: t, mode: m, size: size, producers: cfg.producers, consumers: cfg.consumers})
+			}
+		}
+	}
+	for _, p := range cfg.patterns {
+		counts := cfg.clients
+		if p == patternChat {
+			counts = []int{2}
+		}
+		for _, n := range counts {
+			roles := patternRoles(p, n)
+			for _, size := range cfg.sizes {
+				for _, t := range cfg.transports {
+					out = append(out, benchCase{transport: t, mode: p, size: size, producers: roles, consumers: roles, pattern: p, clients: n})
+				}
 			}
 		}
 	}

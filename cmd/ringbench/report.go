@@ -26,6 +26,9 @@ type runResult struct {
 // combine checks the children's reports of one run against each other and
 // turns them into its result.
 func combine(c benchCase, plan *runPlan, reports []*childReport) (*runResult, error) {
+	if c.pattern != "" {
+		return combinePattern(c, plan, reports)
+	}
 	r := &runResult{slots: plan.slots, queueBytes: plan.queueBytes, note: plan.note}
 	var cpu int64
 	var allocs, sem, msgs uint64
@@ -88,6 +91,8 @@ type result struct {
 	Size          int      `json:"size"`
 	Producers     int      `json:"producers"`
 	Consumers     int      `json:"consumers"`
+	Pattern       string   `json:"pattern,omitempty"`
+	Clients       int      `json:"clients,omitempty"`
 	Wait          string   `json:"wait"`
 	Batch         int      `json:"batch"`
 	ZeroCopy      bool     `json:"zerocopy"`
@@ -117,12 +122,12 @@ type result struct {
 func aggregate(cfg *config, c benchCase, runs []*runResult) *result {
 	r := &result{
 		Transport: c.transport, Mode: c.mode, Size: c.size,
-		Producers: c.producers, Consumers: c.consumers,
+		Producers: c.producers, Consumers: c.consumers, Pattern: c.pattern, Clients: c.clients,
 		Wait: "block", Batch: 1, Pinned: cfg.pin, Count: len(runs),
 	}
 	if c.transport == "ring" {
 		r.Wait = cfg.wait.String()
-		r.ZeroCopy = cfg.zeroCopy
+		r.ZeroCopy = cfg.zeroCopy && c.pattern == ""
 		if c.mode == modeThroughput {
 			r.Batch = cfg.batch
 		}
@@ -144,11 +149,13 @@ func aggregate(cfg *config, c benchCase, runs []*runResult) *result {
 		sem := median(func(x *runResult) float64 { return x.semPerMsg }).median
 		r.SemOpsPerMsg = &sem
 	}
-	if c.mode == modePingPong {
+	if c.mode == modePingPong || c.pattern != "" {
 		r.RoundTrips = rate.median / 2
 		p50 := median(func(x *runResult) float64 { return float64(x.rtt.P50) })
 		r.RTTP50 = int64(p50.median)
-		r.SpreadPct = p50.pct()
+		if c.pattern != patternServer {
+			r.SpreadPct = p50.pct() // the server's spread stays that of its throughput
+		}
 		r.RTTP99 = int64(median(func(x *runResult) float64 { return float64(x.rtt.P99) }).median)
 		r.RTTP999 = int64(median(func(x *runResult) float64 { return float64(x.rtt.P999) }).median)
 		r.RTTMax = int64(median(func(x *runResult) float64 { return float64(x.rtt.Max) }).median)
@@ -165,18 +172,19 @@ func aggregate(cfg *config, c benchCase, runs []*runResult) *result {
 }
 
 // compare sets VsMsgq on every result that has a msgq result of the same
-// mode, size, producers and consumers: msgs/s over msgq's, or msgq's p50
-// over the row's. Higher is better.
+// mode (or pattern), size, producers, consumers and clients: msgs/s over
+// msgq's (throughput, the server pattern), or msgq's p50 over the row's
+// (ping-pong, the chat pattern). Higher is better.
 func compare(results []*result) {
 	for _, r := range results {
 		for _, q := range results {
-			if q.Transport != "msgq" || q.Mode != r.Mode || q.Size != r.Size || q.Producers != r.Producers || q.Consumers != r.Consumers {
+			if q.Transport != "msgq" || q.Mode != r.Mode || q.Size != r.Size || q.Producers != r.Producers || q.Consumers != r.Consumers || q.Clients != r.Clients {
 				continue
 			}
 			var v float64
-			if r.Mode == modeThroughput && q.MsgsPerSec > 0 {
+			if (r.Mode == modeThroughput || r.Pattern == patternServer) && q.MsgsPerSec > 0 {
 				v = r.MsgsPerSec / q.MsgsPerSec
-			} else if r.Mode == modePingPong && r.RTTP50 > 0 {
+			} else if (r.Mode == modePingPong || r.Pattern == patternChat) && r.RTTP50 > 0 {
 				v = float64(q.RTTP50) / float64(r.RTTP50)
 			} else {
 				continue
@@ -200,8 +208,8 @@ func report(w io.Writer, cfg *config, results []*result) error {
 	return writeTables(w, cfg, results)
 }
 
-// writeTables writes a table per mode, plain or markdown, and the notes
-// that say how to read them.
+// writeTables writes a table per mode and per pattern, plain or markdown,
+// and the notes that say how to read them.
 func writeTables(w io.Writer, cfg *config, results []*result) error {
 	var b strings.Builder
 	sides := fmt.Sprintf("%d producer", cfg.producers)
@@ -216,62 +224,34 @@ func writeTables(w io.Writer, cfg *config, results []*result) error {
 	if cfg.pin {
 		pinned = "pinned to CPUs"
 	}
-	caption := fmt.Sprintf("%s · %s · median of %d run(s) of %v after %v warm-up · %d CPUs, %s, children at GOMAXPROCS=%d",
-		strings.Join(cfg.transports, " vs "), sides, cfg.count, cfg.duration, cfg.warmup, runtime.NumCPU(), pinned, cfg.gomaxprocs)
+	parts := []string{strings.Join(cfg.transports, " vs ")}
+	if len(cfg.modes) > 0 {
+		parts = append(parts, sides)
+	}
+	if len(cfg.patterns) > 0 {
+		parts = append(parts, patternCaption(cfg))
+	}
+	caption := fmt.Sprintf("%s · median of %d run(s) of %v after %v warm-up · %d CPUs, %s, children at GOMAXPROCS=%d",
+		strings.Join(parts, " · "), cfg.count, cfg.duration, cfg.warmup, runtime.NumCPU(), pinned, cfg.gomaxprocs)
 	if cfg.md {
 		fmt.Fprintf(&b, "%s\n", caption)
 	} else {
 		fmt.Fprintf(&b, "ringbench: %s\n", caption)
 	}
-	for _, mode := range cfg.modes {
-		var rows []*result
-		for _, r := range results {
-			if r.Mode == mode {
-				rows = append(rows, r)
-			}
-		}
-		if len(rows) == 0 {
-			continue
-		}
-		var head []string
-		var lines [][]string
-		if mode == modeThroughput {
-			head = []string{"transport", "size", "P:C", "wait", "api", "msgs/s", "MB/s", "vs msgq", "spread", "CPU/msg", "sem ops/msg", "allocs/msg"}
-			for _, r := range rows {
-				lines = append(lines, []string{
-					r.Transport, fmt.Sprintf("%d B", r.Size), fmt.Sprintf("%d:%d", r.Producers, r.Consumers), r.Wait, api(r),
-					fmtRate(r.MsgsPerSec), fmt.Sprintf("%.1f", r.MBPerSec), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
-					fmtNs(r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 1), fmt.Sprintf("%.2g", r.AllocsPerMsg),
-				})
-			}
-		} else {
-			head = []string{"transport", "size", "wait", "api", "p50", "p99", "p99.9", "max", "round trips/s", "vs msgq", "spread", "CPU/rt", "sem ops/rt"}
-			for _, r := range rows {
-				lines = append(lines, []string{
-					r.Transport, fmt.Sprintf("%d B", r.Size), r.Wait, api(r),
-					fmtNs(float64(r.RTTP50)), fmtNs(float64(r.RTTP99)), fmtNs(float64(r.RTTP999)), fmtNs(float64(r.RTTMax)),
-					fmtRate(r.RoundTrips), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
-					fmtNs(2 * r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 2),
-				})
-			}
-		}
-		title := "One way (throughput)"
-		if mode == modePingPong {
-			title = "Round trip (ping-pong)"
-		}
+	for _, t := range tables(cfg, results) {
 		if cfg.md {
-			fmt.Fprintf(&b, "\n#### %s\n\n", title)
-			fmt.Fprintf(&b, "| %s |\n", strings.Join(head, " | "))
-			fmt.Fprintf(&b, "|%s\n", strings.Repeat("---|", len(head)))
-			for _, l := range lines {
+			fmt.Fprintf(&b, "\n#### %s\n\n", t.title)
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(t.head, " | "))
+			fmt.Fprintf(&b, "|%s\n", strings.Repeat("---|", len(t.head)))
+			for _, l := range t.lines {
 				fmt.Fprintf(&b, "| %s |\n", strings.Join(l, " | "))
 			}
 			continue
 		}
-		fmt.Fprintf(&b, "\n%s\n", title)
+		fmt.Fprintf(&b, "\n%s\n", t.title)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  %s\n", strings.Join(head, "\t"))
-		for _, l := range lines {
+		fmt.Fprintf(tw, "  %s\n", strings.Join(t.head, "\t"))
+		for _, l := range t.lines {
 			fmt.Fprintf(tw, "  %s\n", strings.Join(l, "\t"))
 		}
 		if err := tw.Flush(); err != nil {
@@ -290,6 +270,56 @@ func writeTables(w io.Writer, cfg *config, results []*result) error {
 	return err
 }
 
+// table is one table of the output: a title, the column heads and the
+// rows.
+type table struct {
+	title string
+	head  []string
+	lines [][]string
+}
+
+// tables makes a table for each mode and then for each pattern of cfg
+// that has results.
+func tables(cfg *config, results []*result) []table {
+	var out []table
+	for _, mode := range cfg.modes {
+		var rows []*result
+		for _, r := range results {
+			if r.Mode == mode && r.Pattern == "" {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		var t table
+		if mode == modeThroughput {
+			t.title = "One way (throughput)"
+			t.head = []string{"transport", "size", "P:C", "wait", "api", "msgs/s", "MB/s", "vs msgq", "spread", "CPU/msg", "sem ops/msg", "allocs/msg"}
+			for _, r := range rows {
+				t.lines = append(t.lines, []string{
+					r.Transport, fmt.Sprintf("%d B", r.Size), fmt.Sprintf("%d:%d", r.Producers, r.Consumers), r.Wait, api(r),
+					fmtRate(r.MsgsPerSec), fmt.Sprintf("%.1f", r.MBPerSec), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
+					fmtNs(r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 1), fmt.Sprintf("%.2g", r.AllocsPerMsg),
+				})
+			}
+		} else {
+			t.title = "Round trip (ping-pong)"
+			t.head = []string{"transport", "size", "wait", "api", "p50", "p99", "p99.9", "max", "round trips/s", "vs msgq", "spread", "CPU/rt", "sem ops/rt"}
+			for _, r := range rows {
+				t.lines = append(t.lines, []string{
+					r.Transport, fmt.Sprintf("%d B", r.Size), r.Wait, api(r),
+					fmtNs(float64(r.RTTP50)), fmtNs(float64(r.RTTP99)), fmtNs(float64(r.RTTP999)), fmtNs(float64(r.RTTMax)),
+					fmtRate(r.RoundTrips), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
+					fmtNs(2 * r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 2),
+				})
+			}
+		}
+		out = append(out, t)
+	}
+	return append(out, patternTables(cfg, results)...)
+}
+
 // notes explains the tables.
 func notes(cfg *config, results []*result) []string {
 	out := []string{
@@ -300,12 +330,15 @@ func notes(cfg *config, results []*result) []string {
 	if cfg.pin {
 		out = append(out, fmt.Sprintf("pinned: child k (producers, then consumers; initiator, then responder) on CPU k mod %d of %v.", len(cpuList()), cpuList()))
 	}
+	out = append(out, patternNotes(cfg)...)
 	var seen []string
 	for _, r := range results {
 		var n string
 		switch {
 		case r.Note != "":
 			n = fmt.Sprintf("msgq %d B: %s", r.Size, r.Note)
+		case r.Transport == "msgq" && r.Pattern != "":
+			n = fmt.Sprintf("msgq %s %d B: queue byte limit %d B.", r.Pattern, r.Size, r.QueueBytes)
 		case r.Transport == "msgq":
 			n = fmt.Sprintf("msgq %d B: queue byte limit %d B = %d slots × %d B, the ring's capacity.", r.Size, r.QueueBytes, cfg.slots, r.Size)
 		default:
@@ -323,6 +356,8 @@ func api(r *result) string {
 	switch {
 	case r.Transport != "ring":
 		return "syscall"
+	case r.Pattern != "":
+		return "select"
 	case r.ZeroCopy:
 		return "zero-copy"
 	case r.Batch > 1:

@@ -98,7 +98,11 @@ var setups = map[string]func(cfg *config, c benchCase) (*runPlan, error){
 // runCase runs c once: it sets up the transport, starts the children,
 // starts them together, collects their reports and removes what it made.
 func runCase(ctx context.Context, cfg *config, c benchCase) (res *runResult, err error) {
-	plan, err := setups[c.transport](cfg, c)
+	setup := setups[c.transport]
+	if c.pattern != "" {
+		setup = patternSetups[c.transport]
+	}
+	plan, err := setup(cfg, c)
 	if plan != nil {
 		defer func() { err = errors.Join(err, plan.release()) }()
 	}
@@ -228,6 +232,7 @@ func runChildren(ctx context.Context, cfg *config, plan *runPlan) ([]*childRepor
 	after := plan.afterSenders
 	afterDone := make(chan error, 1)
 	exited := 0
+	gone := make([]bool, len(kids))
 	for exited < len(kids) || after != nil {
 		if after != nil && sendersLeft == 0 {
 			f := after
@@ -238,7 +243,13 @@ func runChildren(ctx context.Context, cfg *config, plan *runPlan) ([]*childRepor
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
-			return nil, fmt.Errorf("run not finished %v after its end", graceTimeout)
+			var left []string
+			for i, k := range kids {
+				if !gone[i] {
+					left = append(left, k.String())
+				}
+			}
+			return nil, fmt.Errorf("run not finished %v after its end: %s still running", graceTimeout, strings.Join(left, ", "))
 		case err := <-afterDone:
 			if err != nil {
 				return nil, err
@@ -254,6 +265,7 @@ func runChildren(ctx context.Context, cfg *config, plan *runPlan) ([]*childRepor
 				if reports[ev.i] == nil {
 					return nil, fmt.Errorf("%v exited without a report", k)
 				}
+				gone[ev.i] = true
 				exited++
 			case strings.HasPrefix(ev.line, "report "):
 				var r childReport
