@@ -61,6 +61,14 @@
 // types by a constant. The examples of ReceiveSelect show a chat between
 // two clients over one ring and a server with several clients.
 //
+// One rule comes with sending and receiving on one ring: since a message
+// holds its slot until it is taken, a process must not wait in Send while
+// the ring may hold a message that only it will take (a server's next
+// request may sit in the very slot its reply needs). Such a process sends
+// with TrySend and, on ErrFull, keeps the message and goes on receiving
+// (cmd/ringbench's server does so, keeping at most one reply per client),
+// or uses a ring for each direction.
+//
 // # Progress
 //
 // The ring is lock-free in the sense that matters between processes: no
