@@ -16,8 +16,8 @@
 // buffer: a program that keeps one and uses [Queue.SendMessage] and
 // [Queue.ReceiveMessage] sends and receives with no allocation and no copy
 // beyond the kernel's. Send and Receive take and fill plain byte slices
-// instead, through pooled buffers: one more copy, and no allocation once the
-// pool is warm.
+// instead, through a buffer on the stack for short texts and pooled buffers
+// for longer ones: one more copy, and no allocation once the pool is warm.
 //
 // Blocking calls take a context. When ctx.Done() is nil they make one plain
 // blocking system call (retried after EINTR); otherwise a cancelled context

@@ -24,6 +24,7 @@ var helpers = map[string]func() int{
 	"chat":   helperChat,
 	"denied": helperDenied,
 	"echo":   helperEcho,
+	"send":   helperSend,
 }
 
 func TestMain(m *testing.M) { ipctest.Main(m, helpers) }

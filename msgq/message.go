@@ -97,8 +97,10 @@ func (m *Message) ensureHeader() {
 }
 
 // pool holds the Messages that [Queue.Send] and [Queue.Receive] borrow to
-// give the kernel a contiguous buffer. Each grows to the largest message it
-// has carried, so in steady state borrowing one allocates nothing.
+// give the kernel a contiguous buffer for a text longer than stackText
+// (shorter ones go through a buffer on their stack). Each grows to the
+// largest message it has carried, so in steady state borrowing one
+// allocates nothing.
 var pool = sync.Pool{New: func() any { return new(Message) }}
 
 // borrow returns a pooled buffer of exactly hdrSize+n bytes and the Message

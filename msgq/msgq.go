@@ -201,21 +201,36 @@ func args(s Selector) (msgtyp int64, flags int, ok bool) {
 
 // Send sends a message of type typ with a copy of data as its text. It is
 // [Queue.SendMessage] for callers that do not keep a [Message]: it copies
-// data into a pooled buffer first, which allocates nothing once the pool
-// has a buffer that large.
+// data into a buffer on its stack if the text is short (248 bytes at most),
+// or else into a pooled buffer, which allocates nothing once the pool has a
+// buffer that large.
 //
 // typ must be at least 1 ([ErrInvalidType]) and data no longer than msgmax
 // ([ErrTooLong]); the flags allowed are [NoWait]. Blocking, cancellation and
 // errors are as for SendMessage.
 func (q *Queue) Send(ctx context.Context, typ int64, data []byte, flags Flags) error {
-	if err := q.checkSend(ctx, typ, len(data), flags); err != nil {
+	kflags, err := q.prepareSend(ctx, typ, len(data), flags)
+	if err != nil {
 		return err
 	}
-	m, b := borrow(len(data))
+	var stack [hdrSize + stackText]byte
+	var m *Message
+	var b []byte
+	if len(data) <= stackText {
+		b = stack[:hdrSize+len(data)]
+	} else {
+		m, b = borrow(len(data))
+	}
 	binary.NativeEndian.PutUint64(b, uint64(typ))
 	copy(b[hdrSize:], data)
-	err := q.send(ctx, b, flags)
-	pool.Put(m)
+	// The first msgsnd is made here rather than in a helper, as in
+	// SendMessage: see "The fast path" below.
+	if e := msgsnd(q.id, &b[0], len(data), kflags); e != 0 {
+		err = q.sendFailed(ctx, b, flags, kflags, e)
+	}
+	if m != nil {
+		pool.Put(m)
+	}
 	return err
 }
 
@@ -242,29 +257,80 @@ func (q *Queue) SendMessage(ctx context.Context, m *Message, flags Flags) error 
 		return errNilMessage
 	}
 	m.ensureHeader()
-	if err := q.checkSend(ctx, m.Type(), len(m.b)-hdrSize, flags); err != nil {
+	n := len(m.b) - hdrSize
+	kflags, err := q.prepareSend(ctx, m.Type(), n, flags)
+	if err != nil {
 		return err
 	}
-	return q.send(ctx, m.b, flags)
-}
-
-// checkSend validates the arguments of a send of n bytes of text.
-func (q *Queue) checkSend(ctx context.Context, typ int64, n int, flags Flags) error {
-	switch {
-	case q == nil:
-		return errNilQueue
-	case ctx == nil:
-		return errNilContext
-	case flags&^(NoWait|Truncate) != 0:
-		return errBadFlags
-	case flags&Truncate != 0:
-		return errSendFlags
-	case typ < 1:
-		return fmt.Errorf("msgq: msgsnd key %v id %d: type %d: %w", q.key, q.id, typ, ErrInvalidType)
-	case int64(n) > msgmax.Load():
-		return q.checkLength(n)
+	if e := msgsnd(q.id, &m.b[0], n, kflags); e != 0 {
+		return q.sendFailed(ctx, m.b, flags, kflags, e)
 	}
 	return nil
+}
+
+// The fast path.
+//
+// A Send or Receive that finds room or a message is one system call, and
+// the binding's share of its cost is what runs around that call. So the
+// exported methods are laid out for it: everything the call needs is
+// decided before it, by prepareSend or prepareReceive, which return before
+// the call is made; the call itself is made from the exported method's own
+// frame, through msgsnd or msgrcv, which inline to unix.Syscall6; and
+// everything a failed call needs (the EINTR retries, the wait with
+// cancellation, the errors) is in sendFailed or receiveFailed, which only a
+// failed call reaches. That keeps the code that runs between two system
+// calls to the argument checks, one call to prepareSend or prepareReceive
+// and the exported method's own frame, with every context. It matters more
+// than the instruction count suggests: each system call runs a lot of
+// kernel code, and the binding's code after it runs with caches and branch
+// predictors that the kernel's has cooled.
+//
+// Send and Receive copy a short text through a buffer on their own stack
+// rather than a pooled one, which saves the pool's Get and Put. The kernel
+// may read and write it: a goroutine's stack does not move while the
+// goroutine is in a system call (the runtime neither grows nor shrinks it
+// then), and every call takes the buffer's address afresh, so a stack that
+// moves between an EINTR and the retry is harmless.
+
+// stackText is the longest text that [Queue.Send] and [Queue.Receive] copy
+// through a buffer on the stack (their doc comments give the number);
+// longer ones go through a pooled buffer. The buffer is zeroed on every
+// call, so it is kept small.
+const stackText = 256 - hdrSize
+
+// prepareSend validates the arguments of a send of n bytes of text of type
+// typ and returns the flags of the first msgsnd: IPC_NOWAIT if the caller
+// asked for NoWait, and also if ctx can be cancelled, so that a send that
+// finds room costs nothing for cancellation (sendFailed starts the wait
+// with cancellation if that first call finds the queue full). A ctx that
+// is done already gives ctx.Err(), after every argument error.
+func (q *Queue) prepareSend(ctx context.Context, typ int64, n int, flags Flags) (kflags int, err error) {
+	switch {
+	case q == nil:
+		return 0, errNilQueue
+	case ctx == nil:
+		return 0, errNilContext
+	case flags&^(NoWait|Truncate) != 0:
+		return 0, errBadFlags
+	case flags&Truncate != 0:
+		return 0, errSendFlags
+	case typ < 1:
+		return 0, fmt.Errorf("msgq: msgsnd key %v id %d: type %d: %w", q.key, q.id, typ, ErrInvalidType)
+	case int64(n) > msgmax.Load():
+		if err := q.checkLength(n); err != nil {
+			return 0, err
+		}
+	}
+	if flags&NoWait != 0 {
+		kflags = ipcNoWait
+	}
+	if ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		kflags = ipcNoWait
+	}
+	return kflags, nil
 }
 
 // msgmax caches the system's msgmax for the length check on the send path;
@@ -294,40 +360,20 @@ func (q *Queue) tooLong(n, limit int) error {
 		q.key, q.id, n, limit, ErrTooLong)
 }
 
-// send sends b, which holds the type and then the text, after checkSend.
-func (q *Queue) send(ctx context.Context, b []byte, flags Flags) error {
-	done := ctx.Done()
-	if done != nil {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	if done == nil || flags&NoWait != 0 {
-		kflags := 0
-		if flags&NoWait != 0 {
-			kflags = ipcNoWait
-		}
-		return q.sendError(sendRetry(q.id, b, kflags), b)
-	}
-	// The context can be cancelled. Try without waiting first: when there
-	// is room, which is the common case, that is all it takes, and
-	// nothing is spent on cancellation.
-	err := sendRetry(q.id, b, ipcNoWait)
-	if err == nil || !errors.Is(err, unix.EAGAIN) {
-		return q.sendError(err, b)
-	}
-	return q.sendCancelable(ctx, b)
-}
-
-// sendRetry calls msgsnd until it returns anything but EINTR.
-func sendRetry(id int, b []byte, kflags int) error {
-	for {
-		err := msgsnd(id, &b[0], len(b)-hdrSize, kflags)
-		if err == nil || !errors.Is(err, unix.EINTR) {
-			return err
-		}
+// sendFailed finishes a send of b, which holds the type and then the text,
+// whose first msgsnd, made with kflags as prepareSend returned them, failed
+// with e. It retries after EINTR. If the queue is full and kflags holds
+// IPC_NOWAIT although the caller did not ask for NoWait, that is because
+// ctx can be cancelled: it waits for room with cancellation.
+func (q *Queue) sendFailed(ctx context.Context, b []byte, flags Flags, kflags int, e unix.Errno) error {
+	for e == unix.EINTR {
 		eintrRetries.Add(1)
+		e = msgsnd(q.id, &b[0], len(b)-hdrSize, kflags)
 	}
+	if e == unix.EAGAIN && flags&NoWait == 0 && kflags&ipcNoWait != 0 {
+		return q.sendCancelable(ctx, b)
+	}
+	return q.sendError(e, b)
 }
 
 // sendCancelable waits in msgsnd for room for b until it is sent, the call
@@ -338,9 +384,9 @@ func (q *Queue) sendCancelable(ctx context.Context, b []byte) error {
 	intr := interruptOnDone(ctx)
 	defer intr.stop()
 	for {
-		err := msgsnd(q.id, &b[0], len(b)-hdrSize, 0)
-		if err == nil || !errors.Is(err, unix.EINTR) {
-			return q.sendError(err, b)
+		e := msgsnd(q.id, &b[0], len(b)-hdrSize, 0)
+		if e != unix.EINTR {
+			return q.sendError(e, b)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -349,14 +395,14 @@ func (q *Queue) sendCancelable(ctx context.Context, b []byte) error {
 	}
 }
 
-// sendError turns msgsnd's result for b into this package's error.
-func (q *Queue) sendError(err error, b []byte) error {
-	switch {
-	case err == nil:
+// sendError turns msgsnd's errno for b into this package's error.
+func (q *Queue) sendError(e unix.Errno, b []byte) error {
+	switch e {
+	case 0:
 		return nil
-	case errors.Is(err, unix.EAGAIN):
+	case unix.EAGAIN:
 		return ErrFull
-	case errors.Is(err, unix.EINVAL):
+	case unix.EINVAL:
 		// The type and length were checked, and the id was valid once, so
 		// either msgmax has gone down or the queue is gone.
 		n := len(b) - hdrSize
@@ -368,16 +414,17 @@ func (q *Queue) sendError(err error, b []byte) error {
 		if n > lim.MaxMessage {
 			return q.tooLong(n, lim.MaxMessage)
 		}
-		return ipc.NewGoneError("msgq", "msgsnd", q.key, q.id, err)
+		return ipc.NewGoneError("msgq", "msgsnd", q.key, q.id, e)
 	}
-	return ipc.NewError("msgq", "msgsnd", q.key, q.id, err)
+	return ipc.NewError("msgq", "msgsnd", q.key, q.id, e)
 }
 
 // Receive takes a message chosen by sel off the queue and copies its text
 // into buf; it returns the text's length and the message's type. It is
 // [Queue.ReceiveMessage] for callers that do not keep a [Message]: it
-// receives into a pooled buffer, which allocates nothing once the pool has
-// a buffer as large as buf, and copies the text out.
+// receives into a buffer on its stack if buf is short (248 bytes at most),
+// or else into a pooled buffer, which allocates nothing once the pool has a
+// buffer as large as buf, and copies the text out.
 //
 // A message longer than buf gives [ErrTooBig] and stays on the queue, or,
 // with [Truncate], is cut to len(buf) bytes, with no sign of the cut. A nil
@@ -385,16 +432,31 @@ func (q *Queue) sendError(err error, b []byte) error {
 // message and discards its text. Blocking, cancellation and the other
 // errors are as for ReceiveMessage.
 func (q *Queue) Receive(ctx context.Context, buf []byte, sel Selector, flags Flags) (n int, typ int64, err error) {
-	if err := q.checkReceive(ctx, flags); err != nil {
+	msgtyp, kflags, err := q.prepareReceive(ctx, sel, flags)
+	if err != nil {
 		return 0, 0, err
 	}
-	m, b := borrow(len(buf))
-	n, err = q.receive(ctx, b, sel, flags)
+	var stack [hdrSize + stackText]byte
+	var m *Message
+	var b []byte
+	if len(buf) <= stackText {
+		b = stack[:hdrSize+len(buf)]
+	} else {
+		m, b = borrow(len(buf))
+	}
+	// The first msgrcv is made here, as in ReceiveMessage: see "The fast
+	// path".
+	n, e := msgrcv(q.id, &b[0], len(buf), msgtyp, kflags)
+	if e != 0 {
+		n, err = q.receiveFailed(ctx, b, msgtyp, flags, kflags, e)
+	}
 	if err == nil {
 		typ = int64(binary.NativeEndian.Uint64(b))
 		copy(buf, b[hdrSize:hdrSize+n])
 	}
-	pool.Put(m)
+	if m != nil {
+		pool.Put(m)
+	}
 	return n, typ, err
 }
 
@@ -418,73 +480,74 @@ func (q *Queue) ReceiveMessage(ctx context.Context, m *Message, sel Selector, fl
 	if m == nil {
 		return errNilMessage
 	}
-	if err := q.checkReceive(ctx, flags); err != nil {
+	msgtyp, kflags, err := q.prepareReceive(ctx, sel, flags)
+	if err != nil {
 		return err
 	}
 	m.ensureHeader()
 	b := m.b[:cap(m.b)]
-	n, err := q.receive(ctx, b, sel, flags)
-	if err == nil {
-		m.b = b[:hdrSize+n]
+	n, e := msgrcv(q.id, &b[0], len(b)-hdrSize, msgtyp, kflags)
+	if e != 0 {
+		if n, err = q.receiveFailed(ctx, b, msgtyp, flags, kflags, e); err != nil {
+			return err
+		}
 	}
-	return err
-}
-
-// checkReceive validates the arguments that Receive and ReceiveMessage
-// share.
-func (q *Queue) checkReceive(ctx context.Context, flags Flags) error {
-	switch {
-	case q == nil:
-		return errNilQueue
-	case ctx == nil:
-		return errNilContext
-	case flags&^(NoWait|Truncate) != 0:
-		return errBadFlags
-	}
+	m.b = b[:hdrSize+n]
 	return nil
 }
 
-// receive receives into b, which has room for the type and len(b)-hdrSize
-// bytes of text, and returns the length of the text.
-func (q *Queue) receive(ctx context.Context, b []byte, sel Selector, flags Flags) (int, error) {
+// prepareReceive validates the arguments that Receive and ReceiveMessage
+// share and returns msgrcv's msgtyp and the flags of the first call: those
+// sel and Truncate need, and IPC_NOWAIT if the caller asked for NoWait, and
+// also if ctx can be cancelled, as prepareSend does. A ctx that is done
+// already gives ctx.Err(), after every argument error.
+func (q *Queue) prepareReceive(ctx context.Context, sel Selector, flags Flags) (msgtyp int64, kflags int, err error) {
+	switch {
+	case q == nil:
+		return 0, 0, errNilQueue
+	case ctx == nil:
+		return 0, 0, errNilContext
+	case flags&^(NoWait|Truncate) != 0:
+		return 0, 0, errBadFlags
+	}
 	msgtyp, kflags, ok := args(sel)
 	if !ok {
-		return 0, fmt.Errorf("msgq: msgrcv key %v id %d: selector %v: %w", q.key, q.id, sel, ErrInvalidType)
+		return 0, 0, fmt.Errorf("msgq: msgrcv key %v id %d: selector %v: %w", q.key, q.id, sel, ErrInvalidType)
 	}
 	if flags&Truncate != 0 {
 		kflags |= msgNoError
 	}
-	done := ctx.Done()
-	if done != nil {
+	if flags&NoWait != 0 {
+		kflags |= ipcNoWait
+	}
+	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
+		kflags |= ipcNoWait
 	}
-	if done == nil || flags&NoWait != 0 {
-		if flags&NoWait != 0 {
-			kflags |= ipcNoWait
-		}
-		n, err := receiveRetry(q.id, b, msgtyp, kflags)
-		return n, q.receiveError(err)
-	}
-	// The context can be cancelled. Try without waiting first, as send
-	// does.
-	n, err := receiveRetry(q.id, b, msgtyp, kflags|ipcNoWait)
-	if err == nil || !errors.Is(err, unix.ENOMSG) {
-		return n, q.receiveError(err)
-	}
-	return q.receiveCancelable(ctx, b, msgtyp, kflags)
+	return msgtyp, kflags, nil
 }
 
-// receiveRetry calls msgrcv until it returns anything but EINTR.
-func receiveRetry(id int, b []byte, msgtyp int64, kflags int) (int, error) {
-	for {
-		n, err := msgrcv(id, &b[0], len(b)-hdrSize, msgtyp, kflags)
-		if err == nil || !errors.Is(err, unix.EINTR) {
-			return n, err
-		}
+// receiveFailed finishes a receive into b, which has room for the type and
+// len(b)-hdrSize bytes of text, whose first msgrcv, made with msgtyp and
+// kflags as prepareReceive returned them, failed with e; it returns the
+// length of the text. It retries after EINTR. If no message matches and
+// kflags holds IPC_NOWAIT although the caller did not ask for NoWait, it
+// waits for one with cancellation, as sendFailed does.
+func (q *Queue) receiveFailed(ctx context.Context, b []byte, msgtyp int64, flags Flags, kflags int, e unix.Errno) (int, error) {
+	var n int
+	for e == unix.EINTR {
 		eintrRetries.Add(1)
+		n, e = msgrcv(q.id, &b[0], len(b)-hdrSize, msgtyp, kflags)
 	}
+	if e == 0 {
+		return n, nil
+	}
+	if e == unix.ENOMSG && flags&NoWait == 0 && kflags&ipcNoWait != 0 {
+		return q.receiveCancelable(ctx, b, msgtyp, kflags&^ipcNoWait)
+	}
+	return 0, q.receiveError(e)
 }
 
 // receiveCancelable waits in msgrcv until a message is received into b, the
@@ -495,9 +558,12 @@ func (q *Queue) receiveCancelable(ctx context.Context, b []byte, msgtyp int64, k
 	intr := interruptOnDone(ctx)
 	defer intr.stop()
 	for {
-		n, err := msgrcv(q.id, &b[0], len(b)-hdrSize, msgtyp, kflags)
-		if err == nil || !errors.Is(err, unix.EINTR) {
-			return n, q.receiveError(err)
+		n, e := msgrcv(q.id, &b[0], len(b)-hdrSize, msgtyp, kflags)
+		if e == 0 {
+			return n, nil
+		}
+		if e != unix.EINTR {
+			return 0, q.receiveError(e)
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -506,21 +572,21 @@ func (q *Queue) receiveCancelable(ctx context.Context, b []byte, msgtyp int64, k
 	}
 }
 
-// receiveError turns msgrcv's error into this package's error.
-func (q *Queue) receiveError(err error) error {
-	switch {
-	case err == nil:
+// receiveError turns msgrcv's errno into this package's error.
+func (q *Queue) receiveError(e unix.Errno) error {
+	switch e {
+	case 0:
 		return nil
-	case errors.Is(err, unix.ENOMSG):
+	case unix.ENOMSG:
 		return ErrNoMessage
-	case errors.Is(err, unix.E2BIG):
+	case unix.E2BIG:
 		return ErrTooBig
-	case errors.Is(err, unix.EINVAL):
+	case unix.EINVAL:
 		// The buffer size and selector were checked, and the id was
 		// valid once: the queue is gone.
-		return ipc.NewGoneError("msgq", "msgrcv", q.key, q.id, err)
+		return ipc.NewGoneError("msgq", "msgrcv", q.key, q.id, e)
 	}
-	return ipc.NewError("msgq", "msgrcv", q.key, q.id, err)
+	return ipc.NewError("msgq", "msgrcv", q.key, q.id, e)
 }
 
 // eintrRetries counts the system calls retried after EINTR, for the tests.
@@ -847,4 +913,12 @@ func SystemUsage() (Usage, error) {
 // /proc/sysvipc/msg (see [ipc.ListMsg]).
 func List() ([]ipc.MsgRecord, error) {
 	return ipc.ListMsg()
+}
+
+// ReceiveSelect is [Queue.Receive] without flags: the form of the ring
+// package's Consumer.ReceiveSelect, so that a receive loop written against
+// an interface with this method takes a kernel queue or a ring consumer
+// alike.
+func (q *Queue) ReceiveSelect(ctx context.Context, buf []byte, sel Selector) (n int, typ int64, err error) {
+	return q.Receive(ctx, buf, sel, 0)
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // The raw system calls, one function each, in the style of x/sys/unix:
-// typed arguments, the errno in and an error out, no retries and no policy.
+// typed arguments, the errno in and an error out (msgsnd and msgrcv, on
+// the fast path, hand back the errno itself), no retries and no policy.
 // msgsnd and msgrcv can block for as long as the queue stays full or empty,
 // so they go through unix.Syscall6, which tells the runtime that the thread
 // is in a system call and lets it hand the P to another thread; never
@@ -45,23 +46,27 @@ func msgget(key ipc.Key, flags int) (int, error) {
 }
 
 // msgsnd sends the message at p: a C long holding the type, followed by
-// size bytes of text.
-func msgsnd(id int, p *byte, size int, flags int) error {
-	// unsafe.Pointer rule 4: the conversion to uintptr is in the call's
-	// argument list, so p stays valid for the duration of the call.
+// size bytes of text. It returns the errno itself, not an error, and is
+// small enough to inline, so that the fast path makes the system call from
+// the exported method's own frame and tests the result as a number (see
+// "The fast path" in msgq.go).
+func msgsnd(id int, p *byte, size int, flags int) unix.Errno {
+	// unsafe.Pointer rule 4: the conversion to uintptr is in the argument
+	// list of a call to a function implemented in assembly, so p stays
+	// alive, and where it is, for the duration of the call.
 	_, _, e := unix.Syscall6(unix.SYS_MSGSND, uintptr(id), uintptr(unsafe.Pointer(p)), uintptr(size), uintptr(flags), 0, 0)
-	runtime.KeepAlive(p)
-	return errnoErr(e)
+	return e
 }
 
 // msgrcv receives a message into p, which has room for a C long (the type)
 // and size bytes of text, and returns the length of the text received.
-// typ and flags select the message as msgrcv(2) describes.
-func msgrcv(id int, p *byte, size int, typ int64, flags int) (int, error) {
+// typ and flags select the message as msgrcv(2) describes. Like msgsnd, it
+// returns the errno itself and inlines; its results are named because that
+// keeps it within the compiler's inlining budget.
+func msgrcv(id int, p *byte, size int, typ int64, flags int) (n int, e unix.Errno) {
 	// unsafe.Pointer rule 4, as in msgsnd.
 	r, _, e := unix.Syscall6(unix.SYS_MSGRCV, uintptr(id), uintptr(unsafe.Pointer(p)), uintptr(size), uintptr(typ), uintptr(flags), 0)
-	runtime.KeepAlive(p)
-	return int(r), errnoErr(e)
+	return int(r), e
 }
 
 // msgctl runs cmd (IPC_STAT, IPC_SET, IPC_RMID) on queue id, with ds as the

@@ -898,3 +898,14 @@ func TestSelectWakesEveryProducer(t *testing.T) {
 		}
 	})
 }
+
+// selectiveReceiver is what a receive loop moving between a kernel queue
+// and a ring needs: both have it.
+type selectiveReceiver interface {
+	ReceiveSelect(ctx context.Context, buf []byte, sel ipc.Selector) (int, int64, error)
+}
+
+var (
+	_ selectiveReceiver = (*msgq.Queue)(nil)
+	_ selectiveReceiver = (*Consumer)(nil)
+)

@@ -320,9 +320,9 @@ func cpuTime() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-// tickEvery is how many messages a ring side handles between looks at the
-// clock, besides the look it takes whenever it is about to wait. The other
-// transports make a system call per message and look every time.
+// tickEvery is how many messages a ring or msgq throughput side handles
+// between looks at the clock; a ring side also looks whenever it is about
+// to wait. Pipe, socket and ping-pong sides look after every message.
 const tickEvery = 64
 
 // removeOrphans removes the objects of a run whose parent has died. Other
