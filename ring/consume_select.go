@@ -87,6 +87,7 @@ func (s *selectReceiver) next(uint64) (pos uint64, ok bool, err error) {
 		// A message we own and did not deliver (too large for the last
 		// buffer): ours again if this selector wants it, else back to all.
 		pos := s.cur - 1
+		// Relaxed would do: we own the slot, so nobody writes its type.
 		if s.sel.Matches(int64(r.descs.At(pos & r.mask).typ.Load())) {
 			return pos, true, nil
 		}
@@ -148,6 +149,8 @@ func (s *selectReceiver) find() (pos1, seq uint64, found bool, err error) {
 		if d.owner.Load() != 0 {
 			continue
 		}
+		// Relaxed would do: ordered after the seq load above by its
+		// acquire; a type of a later lap is caught by own1's second look.
 		typ := int64(d.typ.Load())
 		if !s.sel.Matches(typ) {
 			continue
@@ -204,7 +207,7 @@ func (s *selectReceiver) disown(pos uint64) {
 	atomicx.StoreRelease(&d.owner, 0)
 	if r.maySleep(consumerSide) {
 		var ts typeSet
-		ts.add(int64(d.typ.Load()))
+		ts.add(int64(d.typ.Load())) // relaxed would do: a hint for whom to wake
 		r.wakeSelective(ts, 1)
 	}
 }
