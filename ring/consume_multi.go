@@ -33,12 +33,14 @@ type multiReceiver struct {
 	checked bool   // the claim came from another process: check each position
 	headAt  uint64 // checked: the head when we took the claim over
 	live    []int  // checked: the lines of live consumers then
-	flagPos uint64 // checked: position+1 its dead holder was looking at in place
+	flagPos uint64 // checked: position+1 of the first message its dead holder was looking at in place
+	flagEnd uint64 // checked: the end of those messages (PeekBatch held several)
 	curSeq  uint64 // the sequence word front saw for next
 
 	named     bool   // our own line names a claim (or an intent) we must clear
 	look      bool   // look for claims left by others at the next chance
 	peekSet   bool   // our line names a position we look at
+	peekEnd   uint64 // the end of the positions our line names as looked at
 	seen      bool   // the position delivered now was looked at by a consumer that died
 	handbacks uint64 // the ring's handback count when we last looked
 	freed     uint64 // slots freed since the last done
@@ -89,7 +91,10 @@ func (m *multiReceiver) serve(i int, e *roleLine) error {
 	m.at, m.end, m.checked, m.headAt = claim-1, claim-1+n, true, head
 	trace("line %d serves line %d: [%d, %d), head %d, live %v", m.h.idx, i, claim-1, claim-1+n, head, m.live)
 	// Acquire: what its holder was looking at in place.
-	m.flagPos = e.peek.Load()
+	m.flagPos, m.flagEnd = e.peek.Load(), 0
+	if m.flagPos != 0 {
+		m.flagEnd = heldEnd(r, e, m.flagPos-1)
+	}
 	step("adopt:serving")
 	return nil
 }
@@ -321,7 +326,7 @@ func (m *multiReceiver) hold(pos uint64) bool {
 		// we hand it out, so that whoever serves our claim after us delivers
 		// it again, flagged, if we die.
 		atomicx.StoreRelease(&m.src.peek, pos+1)
-		m.peekSet = true
+		m.peekSet, m.peekEnd = true, pos+1
 		return true
 	}
 	// Another process's claim: the slot itself says that it is held, and
@@ -347,6 +352,22 @@ func (m *multiReceiver) hold(pos uint64) bool {
 	return true
 }
 
+func (m *multiReceiver) following(first, k uint64) uint64 {
+	if m.checked {
+		return 0 // another's claim: held slot by slot, one at a time
+	}
+	// Positions of our own claim, which we won at the head published or
+	// skipped.
+	return publishedAfter(m.r, first, min(k, m.end-first-1))
+}
+
+func (m *multiReceiver) holdTo(_, end uint64) {
+	// Release, SYNC(claim): our line names the messages we look at before
+	// we hand them out, as hold does for the first.
+	atomicx.StoreRelease(&m.src.peekEnd, end)
+	m.peekEnd = end
+}
+
 func (m *multiReceiver) release(pos uint64) {
 	s := m.r.descs.At(pos & m.r.mask)
 	// Release, SYNC(slot-release): the position is ours alone (claimed at
@@ -355,8 +376,9 @@ func (m *multiReceiver) release(pos uint64) {
 	m.freed++
 	if m.checked {
 		m.releaseSlot(pos)
-	} else {
-		// Release, SYNC(claim): finished, after the slot.
+	} else if pos+1 >= m.peekEnd {
+		// Release, SYNC(claim): finished, the last of what the line
+		// names, after the slot.
 		atomicx.StoreRelease(&m.src.peek, 0)
 		m.peekSet = false
 	}
@@ -384,7 +406,7 @@ func (m *multiReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
 // claim we serve was looked at in place by a consumer that died: it was
 // held (the slot says so), or its line named it in peek.
 func (m *multiReceiver) noteSeen(pos uint64) {
-	m.seen = m.checked && (m.curSeq&seqHeld != 0 || m.flagPos != 0 && pos+1 == m.flagPos)
+	m.seen = m.checked && (m.curSeq&seqHeld != 0 || m.flagPos != 0 && pos+1 >= m.flagPos && pos < m.flagEnd)
 }
 
 func (m *multiReceiver) redelivered(uint64) bool {
@@ -492,7 +514,7 @@ func (m *multiReceiver) close() {
 	step("handback:start")
 	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
 	trace("line %d closes, handing back [%d, %d) on line %d", m.h.idx, m.at, m.end, m.srcIdx)
-	if m.flagPos != 0 && m.flagPos <= m.at {
+	if m.flagPos != 0 && m.flagEnd <= m.at {
 		atomicx.StoreRelease(&m.src.peek, 0)
 	}
 	if m.src != m.own {

@@ -54,7 +54,9 @@ type selectReceiver struct {
 const selectAttempts = 64
 
 // descRedelivered in slotDesc.flags: the recoverer of a dead consumer that
-// had named this message gave it back; whoever delivers it next flags it.
+// had named this message gave it back, or its sender said that it may
+// have been delivered before (Message.Redelivered); whoever delivers it
+// next flags it.
 const descRedelivered = 2
 
 func newSelectReceiver(h *handle, prev uint64) (*selectReceiver, error) {
@@ -218,6 +220,12 @@ func (s *selectReceiver) take(pos uint64) bool {
 }
 
 func (s *selectReceiver) hold(uint64) bool { return true } // named already, in own1
+
+// following is zero: a selective consumer holds one message at a time,
+// named by its slot's owner word.
+func (s *selectReceiver) following(uint64, uint64) uint64 { return 0 }
+
+func (s *selectReceiver) holdTo(uint64, uint64) {}
 
 func (s *selectReceiver) release(pos uint64) { s.finish(pos) }
 

@@ -22,7 +22,8 @@ type singleReceiver struct {
 	line      *roleLine
 	head      uint64 // next position; the ring's head is its copy after done
 	published uint64 // the head as last stored
-	flagPos   uint64 // position+1 a dead predecessor was looking at in place
+	flagPos   uint64 // position+1 of the first message a dead predecessor was looking at in place
+	flagEnd   uint64 // the end of those messages (PeekBatch held several)
 	named     bool   // our line's peek names a position
 }
 
@@ -33,7 +34,7 @@ func newSingleReceiver(h *handle) (*singleReceiver, error) {
 	head := r.cons.pos.Load()
 	s := &singleReceiver{r: r, line: h.line, head: head, published: head}
 	if peek := h.line.peek.Load(); peek == head+1 {
-		s.flagPos, s.named = peek, true
+		s.flagPos, s.flagEnd, s.named = peek, heldEnd(r, h.line, head), true
 	} else if peek != 0 {
 		// Release: stale (released before its holder died); not ours.
 		atomicx.StoreRelease(&h.line.peek, 0)
@@ -81,6 +82,16 @@ func (s *singleReceiver) hold(pos uint64) bool {
 	atomicx.StoreRelease(&s.line.peek, pos+1)
 	s.named = true
 	return true
+}
+
+func (s *singleReceiver) following(first, k uint64) uint64 {
+	return publishedAfter(s.r, first, min(k, s.r.n-1))
+}
+
+func (s *singleReceiver) holdTo(_, end uint64) {
+	// Release, SYNC(claim): our line names the messages we look at before
+	// we hand them out, as hold does for the first.
+	atomicx.StoreRelease(&s.line.peekEnd, end)
 }
 
 func (s *singleReceiver) release(pos uint64) {
@@ -132,10 +143,12 @@ func (s *singleReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
 }
 
 func (s *singleReceiver) redelivered(pos uint64) bool {
-	if s.flagPos == 0 || pos+1 != s.flagPos {
+	if s.flagPos == 0 || pos+1 < s.flagPos || pos >= s.flagEnd {
 		return false
 	}
-	s.flagPos = 0
+	if pos+1 >= s.flagEnd {
+		s.flagPos = 0
+	}
 	s.r.ctrl.redelivered.Add(1) // relaxed would do: a statistics counter
 	return true
 }
@@ -143,3 +156,32 @@ func (s *singleReceiver) redelivered(pos uint64) bool {
 // close has nothing to hand back: everything from the head on stays for
 // the next consumer.
 func (s *singleReceiver) close() {}
+
+// heldEnd is the end of the positions a dead holder of line e was looking
+// at in place, from first on (its peek): the line's peekEnd if PeekBatch
+// held several, else first+1. A value no holder could have written counts
+// as first's alone: it decides only which deliveries are flagged.
+func heldEnd(r *Ring, e *roleLine, first uint64) uint64 {
+	// Acquire: the holder stored it before it handed the messages out.
+	end := e.peekEnd.Load()
+	if end <= first+1 || end-first > r.n {
+		return first + 1
+	}
+	return end
+}
+
+// publishedAfter counts the positions after first, up to k of them, whose
+// slots hold published messages, up to the first that does not.
+func publishedAfter(r *Ring, first, k uint64) uint64 {
+	n := uint64(0)
+	for ; n < k; n++ {
+		pos := first + 1 + n
+		// Acquire, SYNC(slot-publish): pairs with the producer's release
+		// store of seq in publish; the slot's descriptor and payload are
+		// visible.
+		if r.descs.At(pos&r.mask).seq.Load() != pos+1 {
+			break
+		}
+	}
+	return n
+}

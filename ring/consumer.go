@@ -32,10 +32,11 @@ type Consumer struct {
 	h *handle
 	d receiver
 
-	sel     *selectReceiver // d, on a ring created for selective receive; nil otherwise
-	peeked  bool            // a Peek is outstanding
-	peekPos uint64          // its position
-	peekLen int
+	sel       *selectReceiver // d, on a ring created for selective receive; nil otherwise
+	peeked    bool            // a Peek or PeekBatch is outstanding
+	peekPos   uint64          // its first position
+	peekCount uint64          // how many positions from there it holds
+	peekLen   int             // their bytes
 }
 
 // receiver is a consumer discipline: how one consumer finds the messages it
@@ -56,7 +57,16 @@ type receiver interface {
 	// hold marks pos as looked at in place, so that a consumer that takes
 	// over if this one dies delivers it again; false as for take.
 	hold(pos uint64) bool
-	// release finishes a position that hold marked.
+	// following returns how many of the k positions after first, which
+	// hold marked, this consumer may hold with it: published messages of
+	// the claim first is of, none skipped. It is zero where this
+	// discipline holds one message at a time.
+	following(first, k uint64) uint64
+	// holdTo extends the hold of first to the positions before end, which
+	// following allowed.
+	holdTo(first, end uint64)
+	// release finishes a position that hold or holdMore marked; those of
+	// one hold are released in order.
 	release(pos uint64)
 	// done publishes the n messages of bytes bytes that take and release
 	// finished since the last done, and wakes producers that sleep.
@@ -198,11 +208,13 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 			break
 		}
 		n := copy(msgs[got].Data[:cap(msgs[got].Data)], msg)
+		origin, resent := r.meta(pos) // before take gives the slot back
 		if !c.d.take(pos) {
 			continue
 		}
-		msgs[got].Redelivered = c.d.redelivered(pos)
+		msgs[got].Redelivered = c.d.redelivered(pos) || resent
 		msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:n]
+		msgs[got].Origin, msgs[got].Seq = origin, pos
 		bytes += n
 		got++
 	}
@@ -416,15 +428,21 @@ type Peeked struct {
 	Data []byte
 	// Redelivered says that a consumer that died was looking at this
 	// message in place when it died: it may have acted on it
-	// (at-least-once delivery).
+	// (at-least-once delivery); or that its sender said it may have been
+	// delivered before (see Message.Redelivered).
 	Redelivered bool
+	// Origin is the sender's tag (see Message.Origin).
+	Origin uint64
+	// Seq is the message's position in the ring (see Message.Seq).
+	Seq uint64
 }
 
-// tryPeek takes the next message for in-place reading.
-func (c *Consumer) tryPeek() (Peeked, bool, error) {
+// tryPeek takes the next message for in-place reading, claiming up to k
+// positions if this consumer holds none (a batch holds the rest).
+func (c *Consumer) tryPeek(k uint64) (Peeked, bool, error) {
 	r := c.h.r
 	for attempt := 0; attempt < takeAttempts; attempt++ {
-		pos, ok, err := c.d.next(1)
+		pos, ok, err := c.d.next(k)
 		if err != nil || !ok {
 			return Peeked{}, false, err
 		}
@@ -437,10 +455,130 @@ func (c *Consumer) tryPeek() (Peeked, bool, error) {
 			c.d.done(0, 0)
 			return Peeked{}, false, err
 		}
-		c.peeked, c.peekPos, c.peekLen = true, pos, len(msg)
-		return Peeked{Type: typ, Data: msg, Redelivered: c.d.redelivered(pos)}, true, nil
+		c.peeked, c.peekPos, c.peekCount, c.peekLen = true, pos, 1, len(msg)
+		return c.peekedAt(pos, typ, msg), true, nil
 	}
 	return Peeked{}, false, nil
+}
+
+// peekedAt is the Peeked of the message at pos, held by this consumer.
+func (c *Consumer) peekedAt(pos uint64, typ int64, msg []byte) Peeked {
+	origin, resent := c.h.r.meta(pos)
+	return Peeked{Type: typ, Data: msg, Redelivered: c.d.redelivered(pos) || resent, Origin: origin, Seq: pos}
+}
+
+// tryPeekBatch holds the next messages in place, up to len(held): the one
+// tryPeek holds, and those that follow it which the discipline can hold
+// with it. A message that fails the checks after the first ends the batch
+// (the next call reports it).
+func (c *Consumer) tryPeekBatch(held []Peeked) (int, bool, error) {
+	first, ok, err := c.tryPeek(uint64(len(held)))
+	if !ok || err != nil {
+		return 0, ok, err
+	}
+	held[0] = first
+	if len(held) == 1 {
+		return 1, true, nil
+	}
+	r := c.h.r
+	more := c.d.following(c.peekPos, uint64(len(held)-1))
+	n := uint64(1)
+	for ; n <= more; n++ {
+		pos := c.peekPos + n
+		typ, msg, err := r.message(pos)
+		if err != nil {
+			break // not held: the next call reports it
+		}
+		held[n] = c.peekedAt(pos, typ, msg)
+		c.peekLen += len(msg)
+	}
+	if n > 1 {
+		c.d.holdTo(c.peekPos, c.peekPos+n)
+		c.peekCount = n
+	}
+	return int(n), true, nil
+}
+
+// TryPeekBatch is [Consumer.PeekBatch] without waiting: [ErrEmpty] if no
+// message is waiting.
+func (c *Consumer) TryPeekBatch(held []Peeked) (int, error) {
+	if len(held) == 0 {
+		return 0, nil
+	}
+	// No defer: see guard.
+	if !c.h.g.enter() {
+		c.h.g.leave()
+		return 0, os.ErrClosed
+	}
+	n, err := c.peekBatchNow(held)
+	c.h.g.leave()
+	return n, err
+}
+
+// peekBatchNow is TryPeekBatch inside the guard.
+func (c *Consumer) peekBatchNow(held []Peeked) (int, error) {
+	if c.peeked {
+		return 0, ErrPending
+	}
+	if err := c.selecting(ipc.Selector{}); err != nil {
+		return 0, err
+	}
+	n, ok, err := c.tryPeekBatch(held)
+	if !ok && err == nil && c.h.stuck() {
+		n, ok, err = c.tryPeekBatch(held)
+	}
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, ErrEmpty
+	}
+	return n, nil
+}
+
+// PeekBatch waits for the next message, as Peek does, and holds it in
+// place with the messages waiting behind it, up to len(held) of them, in
+// held[:n]; one [Consumer.Release] then finishes them all. It is for a
+// consumer that hands messages on and may let each go only once the next
+// stage has acknowledged it, with many in flight at once (a bridge to
+// another transport, say). Only one Peek or PeekBatch may be outstanding.
+// If this process dies before Release, every message of the batch is
+// delivered again, flagged, as for Peek.
+//
+// A batch holds messages that follow one another in the ring, so it may
+// be shorter than what is waiting: it ends before a slot a dead producer
+// left empty, at the end of another consumer's claim that this one serves
+// after it died, and, on a selective ring, after the first message (use
+// PeekSelect there). Each held Data stays valid until Release or Close.
+func (c *Consumer) PeekBatch(ctx context.Context, held []Peeked) (int, error) {
+	if len(held) == 0 {
+		return 0, nil
+	}
+	entered := c.h.g.enter()
+	defer c.h.g.leave()
+	if !entered {
+		return 0, os.ErrClosed
+	}
+	if c.peeked {
+		return 0, ErrPending
+	}
+	if err := c.selecting(ipc.Selector{}); err != nil {
+		return 0, err
+	}
+	n, ok, err := c.tryPeekBatch(held)
+	if !ok && err == nil {
+		werr := c.h.waitFor(ctx, func() bool {
+			n, ok, err = c.tryPeekBatch(held)
+			return ok || err != nil
+		})
+		if werr != nil {
+			return 0, werr
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // TryPeek is [Consumer.Peek] without waiting: [ErrEmpty] if no message is
@@ -470,9 +608,9 @@ func (c *Consumer) peekNow(sel ipc.Selector) (Peeked, error) {
 	if err := c.selecting(sel); err != nil {
 		return Peeked{}, err
 	}
-	m, ok, err := c.tryPeek()
+	m, ok, err := c.tryPeek(1)
 	if !ok && err == nil && c.h.stuck() {
-		m, ok, err = c.tryPeek()
+		m, ok, err = c.tryPeek(1)
 	}
 	switch {
 	case err != nil:
@@ -514,10 +652,10 @@ func (c *Consumer) peek(ctx context.Context, sel ipc.Selector) (Peeked, error) {
 	if err := c.selecting(sel); err != nil {
 		return Peeked{}, err
 	}
-	m, ok, err := c.tryPeek()
+	m, ok, err := c.tryPeek(1)
 	if !ok && err == nil {
 		werr := c.h.waitFor(ctx, func() bool {
-			m, ok, err = c.tryPeek()
+			m, ok, err = c.tryPeek(1)
 			return ok || err != nil
 		})
 		if werr != nil {
@@ -530,8 +668,9 @@ func (c *Consumer) peek(ctx context.Context, sel ipc.Selector) (Peeked, error) {
 	return m, nil
 }
 
-// Release finishes the message returned by Peek, giving its slot back to the
-// producers. The Peeked data must not be used afterwards.
+// Release finishes the message returned by Peek, or all those PeekBatch
+// returned, giving their slots back to the producers. The Peeked data must
+// not be used afterwards.
 func (c *Consumer) Release() error {
 	// No defer: see guard.
 	if !c.h.g.enter() {
@@ -549,8 +688,10 @@ func (c *Consumer) releasePeeked() error {
 		return ErrNotReserved
 	}
 	c.peeked = false
-	c.d.release(c.peekPos)
-	c.d.done(1, c.peekLen)
+	for i := uint64(0); i < c.peekCount; i++ {
+		c.d.release(c.peekPos + i)
+	}
+	c.d.done(c.peekCount, c.peekLen)
 	return nil
 }
 

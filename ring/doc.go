@@ -33,6 +33,19 @@
 // [ErrEmpty]. Batches ([Producer.SendBatch], [Consumer.ReceiveBatch]) move
 // many messages with at most one wake-up.
 //
+// # Handing messages on
+//
+// A consumer that passes messages to another system (a network link, a
+// journal) and may let each go only once that system has acknowledged it
+// holds them in place with [Consumer.PeekBatch], many at a time, and lets
+// them all go with one [Consumer.Release]; if it dies first, every one is
+// delivered again, flagged as Redelivered. Each message carries what such
+// a consumer needs: Seq, its position in the ring, which with the ring's
+// [Header] InstanceID names it for deduplication downstream; Origin, a
+// tag the sender may set in a batch send, which a bridge uses to tell the
+// messages it brought in from those it must send out; and the sender may
+// set Redelivered itself, for a message it may have sent before.
+//
 // # Receiving by type
 //
 // A ring created with Options.Selective (in mode SPMC or MPMC) gives its

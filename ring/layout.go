@@ -28,7 +28,7 @@ import (
 //	DescsOffset+N L   N S        payload area (S = SlotSize, maybe 0) producer
 //
 // A slot descriptor is one line: the sequence word, the owner word, type,
-// size, flags, one reserved metadata word, and InlineCap bytes of payload.
+// size, flags, the sender's origin tag, and InlineCap bytes of payload.
 // A message of at most InlineCap bytes lives in its descriptor, so a small
 // message is one line; a larger one lives in the slot's SlotSize bytes of
 // the payload area, which is contiguous, so that messages spanning slots
@@ -184,7 +184,8 @@ type roleLine struct {
 	bytes    atomic.Uint64 // 56: their payload bytes, cumulative
 	since    atomic.Int64  // 64: when the holder took the line, Unix nanoseconds
 	selector atomic.Uint64 // 72: a selective consumer's selector (encodeSelector), for its wakers
-	_        [lineSize - 80]byte
+	peekEnd  atomic.Uint64 // 80: with peek, the end of the positions held in place by PeekBatch; ≤ peek: peek's alone
+	_        [lineSize - 88]byte
 }
 
 // count adds n messages of bytes payload bytes to the line's counters.
@@ -228,7 +229,7 @@ type slotDesc struct {
 	typ    atomic.Uint64 // 16: message type, > 0; stored relaxed, so that a selective consumer may look at it before it owns the slot
 	size   uint32        // 24: payload bytes
 	flags  uint32        // 28: descInline
-	_      uint64        // 32: reserved per-message metadata; zero in version 2
+	origin uint64        // 32: the sender's tag (Message.Origin); 0: none
 	inline [88]byte      // 40: the payload of a message of at most InlineCap bytes
 }
 

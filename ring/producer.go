@@ -15,8 +15,23 @@ type Message struct {
 	Data []byte
 	// Redelivered is set on receive when a consumer that died was looking
 	// at this message in place (Peek) when it died: it may have acted on it
-	// (see Peeked.Redelivered). Sends ignore it.
+	// (see Peeked.Redelivered). A batch send passes it on: a sender that
+	// forwards a message it may have forwarded before (a bridge restarted
+	// between its send and its upstream acknowledgement) sets it, and the
+	// receiver sees it set.
 	Redelivered bool
+	// Origin is a tag of the sender's choosing, carried with the message:
+	// a batch send stores it (Send and Commit store 0) and every receive
+	// that returns a Message or a Peeked gives it back. The ring gives it
+	// no meaning; a bridge marks with it the messages it brought in from
+	// elsewhere, so that it does not send them back.
+	Origin uint64
+	// Seq is set on receive to the message's position in the ring: it
+	// grows by one with each slot producers claim, in claim order, and is
+	// never reused by the same ring, so that the ring's
+	// Header().InstanceID and Seq name a message for deduplication across
+	// restarts of its consumers. Sends ignore it.
+	Seq uint64
 }
 
 // Producer sends messages into a ring. It holds one producer role of the
@@ -236,6 +251,9 @@ func (p *Producer) writeBatch(pos uint64, msgs []Message) {
 	bytes := 0
 	for i := range msgs {
 		p.h.r.writeSlot(pos+uint64(i), msgs[i].Type, msgs[i].Data)
+		if msgs[i].Origin != 0 || msgs[i].Redelivered {
+			p.h.r.stamp(pos+uint64(i), msgs[i].Origin, msgs[i].Redelivered)
+		}
 		bytes += len(msgs[i].Data)
 	}
 	p.d.publish(pos, uint64(len(msgs)), bytes)

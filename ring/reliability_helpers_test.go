@@ -69,7 +69,7 @@ func helperHangProducer() int {
 
 // helperHangConsumer receives RING_COUNT messages, writing each sequence
 // number to stdout, then, with RING_PEEK=1, peeks one more without releasing
-// it, and hangs.
+// it (RING_PEEK=k > 1: holds k with PeekBatch), and hangs.
 func helperHangConsumer() int {
 	r, _ := helperOpen()
 	c, err := r.NewConsumer()
@@ -82,9 +82,15 @@ func helperHangConsumer() int {
 			return helperFail("receive", err)
 		}
 	}
-	if os.Getenv("RING_PEEK") == "1" {
+	k, _ := strconv.Atoi(os.Getenv("RING_PEEK"))
+	switch {
+	case k == 1:
 		if _, err := c.Peek(context.Background()); err != nil {
 			return helperFail("peek", err)
+		}
+	case k > 1:
+		if n, err := c.PeekBatch(context.Background(), make([]Peeked, k)); err != nil || n != k {
+			return helperFail(fmt.Sprintf("peek batch: %d of %d", n, k), err)
 		}
 	}
 	return hang()

@@ -25,6 +25,7 @@ func (r *Ring) writeSlot(pos uint64, typ int64, data []byte) {
 	// Relaxed: published by the release store of seq, like the rest.
 	atomicx.StoreRelaxed(&d.typ, uint64(typ))
 	d.size = uint32(len(data))
+	d.origin = 0
 	if len(data) <= InlineCap {
 		d.flags = descInline
 		copy(d.inline[:], data)
@@ -32,6 +33,27 @@ func (r *Ring) writeSlot(pos uint64, typ int64, data []byte) {
 		d.flags = 0
 		r.writePayload(pos, data)
 	}
+}
+
+// stamp adds a sender's metadata to the slot of pos, which writeSlot
+// filled: its origin tag, and the flag that the message may have been
+// delivered before (Message.Redelivered).
+func (r *Ring) stamp(pos uint64, origin uint64, resent bool) {
+	d := r.descs.At(pos & r.mask)
+	d.origin = origin
+	if resent {
+		d.flags |= descRedelivered
+	}
+}
+
+// meta returns the sender's metadata of the message in the slot of pos,
+// after message has checked the slot: its origin tag, and whether it is
+// flagged as delivered before (by its sender, or, on a selective ring, by
+// the recoverer of a consumer that died holding it). Neither is trusted
+// for anything but handing it to the caller.
+func (r *Ring) meta(pos uint64) (origin uint64, resent bool) {
+	d := r.descs.At(pos & r.mask)
+	return d.origin, d.flags&descRedelivered != 0
 }
 
 // writePayload fills the payload area's slot of pos.
@@ -47,6 +69,7 @@ func (r *Ring) setSlot(pos uint64, typ int64, n int) {
 	// Relaxed: as in writeSlot.
 	atomicx.StoreRelaxed(&d.typ, uint64(typ))
 	d.size = uint32(n)
+	d.origin = 0
 	if r.slot == 0 {
 		d.flags = descInline
 	} else {

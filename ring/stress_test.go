@@ -320,19 +320,28 @@ func stressConsume(ctx context.Context, c *Consumer, kind string, maxMessage int
 			}
 		}
 	case stressZeroCopy:
-		for {
-			pk, err := c.Peek(ctx)
+		// Peek and PeekBatch in turn.
+		held := make([]Peeked, 3)
+		for round := 0; ; round++ {
+			n := 1
+			if round%2 == 0 {
+				held[0], err = c.Peek(ctx)
+			} else {
+				n, err = c.PeekBatch(ctx, held)
+			}
 			if errors.Is(err, io.EOF) {
 				return recs, nil
 			}
 			if err != nil {
 				return recs, err
 			}
-			if pk.Redelivered {
-				return recs, errors.New("a message redelivered with no consumer dead")
-			}
-			if err := record(pk.Type, pk.Data); err != nil {
-				return recs, err
+			for _, pk := range held[:n] {
+				if pk.Redelivered {
+					return recs, errors.New("a message redelivered with no consumer dead")
+				}
+				if err := record(pk.Type, pk.Data); err != nil {
+					return recs, err
+				}
 			}
 			if err := c.Release(); err != nil {
 				return recs, err
