@@ -14,11 +14,12 @@ import (
 	"github.com/shmring/shmring/ring"
 )
 
-// ackWait is the JetStream consumer's acknowledgement wait. While a batch
-// waits for room in a full ring, Inbound tells the server it is still at
-// work on it every ackWait/3, so that a slow ring does not cause
-// redeliveries.
-const ackWait = 30 * time.Second
+// ackWait is the JetStream consumer's acknowledgement wait: how long after
+// a bridge died the messages it had pulled and not acknowledged are
+// delivered again. While a batch waits for room in a full ring, Inbound
+// tells the server it is still at work on it every ackWait/3, so that a
+// slow ring does not cause redeliveries.
+const ackWait = 10 * time.Second
 
 // Inbound sends what it receives from NATS into one ring: it holds a
 // producer role of the ring. It belongs to one goroutine ([Inbound.Run]);
@@ -64,7 +65,12 @@ func NewInbound(ctx context.Context, nc *nats.Conn, cfg InboundConfig, m *Metric
 	return in, nil
 }
 
-// durableConsumer makes the stream if need be and the pull consumer.
+// durableConsumer makes the stream if need be and the pull consumer. Each
+// message is acknowledged on its own (an acknowledgement of all up to one
+// would also acknowledge what a bridge that died had pulled and never
+// committed), and at most a batch may await its acknowledgement: so after
+// a bridge dies, its successor gets nothing until the dead one's batch
+// comes again, first and in order.
 func durableConsumer(ctx context.Context, nc *nats.Conn, cfg InboundConfig) (jetstream.Consumer, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -78,9 +84,9 @@ func durableConsumer(ctx context.Context, nc *nats.Conn, cfg InboundConfig) (jet
 		cons, err := js.CreateOrUpdateConsumer(cctx, cfg.Stream, jetstream.ConsumerConfig{
 			Durable:       cfg.Durable,
 			FilterSubject: cfg.Subject,
-			AckPolicy:     jetstream.AckAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       ackWait,
-			MaxAckPending: max(1000, 4*cfg.Batch),
+			MaxAckPending: cfg.Batch,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 		})
 		cancel()
@@ -162,17 +168,8 @@ func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 			}
 		})
 		in.count(batch[:sent])
-		// AckAll: acknowledging one acknowledges every earlier message of
-		// this consumer, refused ones included.
-		last := len(fetched) - 1
-		if sent < len(batch) {
-			last = -1
-			if sent > 0 {
-				last = source[sent-1]
-			}
-		}
-		if last >= 0 {
-			fetched[last].Ack()
+		for _, i := range source[:sent] {
+			fetched[i].Ack()
 		}
 		if err != nil {
 			return in.stopped(err)
