@@ -49,10 +49,15 @@
 //     most once checks the flag (and, to know whether it is really a
 //     duplicate, the message's own identity).
 //   - Order: a ring's messages reach the stream, and the receiving ring, in
-//     the order the ring delivered them, with one exception: when the
-//     server loses a message of a batch in flight (it restarts) while a later
-//     one of the same batch gets through, the lost one is published again
-//     after it, flagged.
+//     the order the ring delivered them, with two exceptions, both flagged:
+//     when the server loses a message of a batch in flight (it restarts)
+//     while a later one of the same batch gets through, the lost one is
+//     published again after it; and a message delivered again after a
+//     bridge died comes again after the messages it had already sent.
+//     Inbound acknowledges each message on its own and lets at most one
+//     batch await acknowledgement, so that a successor of a bridge that
+//     died gets the dead one's batch (after the consumer's ack wait, 10s)
+//     before anything newer.
 //
 // With core NATS delivery is at most once: a message is gone from the ring
 // as soon as the bridge has copied it out, and NATS drops what no subscriber
