@@ -117,7 +117,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if full.URL != "nats://h:4222" || time.Duration(full.Grace) != 3*time.Second ||
 		time.Duration(full.Out.Duplicates) != 10*time.Minute || full.Out.Prefix != DefaultPrefix ||
-		full.In.Batch != DefaultBatch || full.In.Durable == "" {
+		full.In.Batch != DefaultInBatch || full.In.Durable == "" {
 		t.Errorf("config read as %+v, out %+v, in %+v", full, *full.Out, *full.In)
 	}
 

@@ -16,7 +16,8 @@ import (
 const (
 	DefaultURL             = "nats://127.0.0.1:4222"
 	DefaultPrefix          = "shmring"
-	DefaultBatch           = 256
+	DefaultOutBatch        = 1024 // messages in flight to JetStream: its round trip is paid once per batch
+	DefaultInBatch         = 256
 	DefaultDuplicates      = 2 * time.Minute // JetStream's own default duplicate window
 	DefaultReconnectBuffer = 8 << 20         // bytes nats.go keeps while disconnected
 	DefaultAckTimeout      = 10 * time.Second
@@ -169,7 +170,7 @@ func (c Config) WithDefaults() Config {
 			o.Duplicates = Duration(DefaultDuplicates)
 		}
 		if o.Batch == 0 {
-			o.Batch = DefaultBatch
+			o.Batch = DefaultOutBatch
 		}
 		if o.AckTimeout == 0 {
 			o.AckTimeout = Duration(DefaultAckTimeout)
@@ -185,7 +186,7 @@ func (c Config) WithDefaults() Config {
 			in.Durable = "ringbridge"
 		}
 		if in.Batch == 0 {
-			in.Batch = DefaultBatch
+			in.Batch = DefaultInBatch
 		}
 		if in.Pending == 0 {
 			in.Pending = 8192

@@ -100,14 +100,14 @@ func run(args []string, stderr io.Writer) int {
 
 		outRing    = fs.String("out-ring", "", "ring -> NATS: the `ring` to drain")
 		outPrefix  = fs.String("out-prefix", bridge.DefaultPrefix, "ring -> NATS: subject `prefix`; type T goes to <prefix>.T")
-		outBatch   = fs.Int("out-batch", bridge.DefaultBatch, "ring -> NATS: messages held and published together")
+		outBatch   = fs.Int("out-batch", bridge.DefaultOutBatch, "ring -> NATS: messages held and published together")
 		duplicates = fs.Duration("duplicates", bridge.DefaultDuplicates, "ring -> NATS: duplicate window of a stream this bridge makes (JetStream's default is 2m)")
 		ackTimeout = fs.Duration("ack-timeout", bridge.DefaultAckTimeout, "ring -> NATS: wait for a JetStream ack before publishing again")
 		forward    = fs.Bool("forward-bridged", false, "ring -> NATS: also publish messages that came into the ring from NATS (risks echo loops)")
 
 		inRing    = fs.String("in-ring", "", "NATS -> ring: the `ring` to send into")
 		inSubject = fs.String("in-subject", bridge.DefaultPrefix+".>", "NATS -> ring: `subject` to receive, wildcards allowed")
-		inBatch   = fs.Int("in-batch", bridge.DefaultBatch, "NATS -> ring: most messages pulled at once")
+		inBatch   = fs.Int("in-batch", bridge.DefaultInBatch, "NATS -> ring: most messages pulled at once")
 		durable   = fs.String("durable", "ringbridge", "NATS -> ring: JetStream durable consumer `name`")
 		defType   = fs.Int64("default-type", 0, "NATS -> ring: type of messages whose subject and headers give none (0: refuse them)")
 		inPending = fs.Int("in-pending", 8192, "NATS -> ring, core: messages buffered while the ring is full; more are dropped")
