@@ -54,8 +54,11 @@ type WaitStrategy uint8
 const (
 	// Adaptive spins for [Waiting.Spin], then sleeps on the handle's
 	// semaphore. It keeps the latency of spinning while the peer is busy and
-	// costs no CPU while it is idle. Before it sleeps it runs membarrier(2),
-	// which lets publishers skip a fence on every message.
+	// costs no CPU while it is idle. While it spins it offers its CPU to
+	// other threads every few microseconds (sched_yield(2)), so that
+	// spinners do not starve busy processes where processes outnumber CPUs.
+	// Before it sleeps it runs membarrier(2), which lets publishers skip a
+	// fence on every message.
 	Adaptive WaitStrategy = iota
 	// Spin never sleeps: lowest latency, one CPU burnt per waiting side.
 	// Having no sleep to be woken from, it looks for dead peers every 25 ms.
@@ -93,9 +96,10 @@ func ParseWaitStrategy(s string) (WaitStrategy, error) {
 }
 
 // DefaultSpin is how long the Adaptive strategy spins before it sleeps.
-// Spinning for a few microseconds keeps a busy pair of processes out of the
-// kernel; see BENCHMARKS.md for the measurements behind the value.
-const DefaultSpin = 20 * time.Microsecond
+// Spinning for some tens of microseconds keeps busy processes out of the
+// kernel, also when one of them waits for a reply the other must first
+// compute; see BENCHMARKS.md for the measurements behind the value.
+const DefaultSpin = 50 * time.Microsecond
 
 // Waiting configures how a process's handles wait. The zero value is the
 // default: Adaptive with DefaultSpin. A sleeping handle is woken by a

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/shmring/shmring/internal/atomicx"
@@ -33,6 +34,15 @@ const stuckEvery = 16
 // recheckSlice is how soon a handle looks again when a recovery or a
 // takeover waits for a live peer to settle a claim it is making.
 const recheckSlice = time.Millisecond
+
+// yieldCPU lets another thread of this CPU run, if one is waiting for it:
+// an Adaptive spinner does so between its looks at the clock. Spinning
+// sides then leave the CPUs to the sides that have work, where processes
+// outnumber CPUs (a server and its clients on two CPUs), and still see a
+// publication within a system call's time when nobody else wants the CPU.
+// It is raw: sched_yield(2) does not block, so the Go scheduler need not
+// hear of it.
+func yieldCPU() { syscall.RawSyscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // errNeedScan is the verdict of a check made from the states alone that
 // only a scan of the locks can settle: a peer may have died.
@@ -62,6 +72,9 @@ func (h *handle) waitFor(ctx context.Context, try func() bool) error {
 			now := time.Now()
 			if w.Strategy == Adaptive && now.After(spinUntil) {
 				break // sleep, which looks first
+			}
+			if w.Strategy == Adaptive {
+				yieldCPU()
 			}
 			if i%(spinCheck*16) == 0 {
 				// Let other goroutines of this process run now and then:
