@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/shmring/shmring/ipc"
 	"github.com/shmring/shmring/msgq"
@@ -58,114 +57,42 @@ func msgqPatternChild(s *childSpec, ses *session) (*childReport, error) {
 		return nil, err
 	}
 	ms := &msgqPatternSide{q: q, out: msgq.NewMessage(s.Size), in: msgq.NewMessage(s.Size)}
+	ms.buf = ms.out.Resize(s.Size)
 	switch {
 	case s.Role == roleChat && s.Index == 0:
-		return ms.chatFirst(s, ses)
+		return chatFirst(ms, s, ses)
 	case s.Role == roleChat && s.Index == 1:
-		return ms.chatSecond(s, ses)
+		return chatSecond(ms, s, ses)
 	case s.Role == roleServer:
 		return ms.server(s, ses)
 	case s.Role == roleClient:
-		return ms.client(s, ses)
+		return patternClient(ms, s, ses)
 	}
 	return nil, fmt.Errorf("msgq %s: role %q index %d", s.Pattern, s.Role, s.Index)
 }
 
-// msgqPatternSide is one process of a msgq pattern run.
+// msgqPatternSide is one process of a msgq pattern run. Its methods but
+// server make it a patternPort.
 type msgqPatternSide struct {
 	q       *msgq.Queue
 	out, in *msgq.Message
+	buf     []byte // out's text, at the run's message size
 }
 
-// chatFirst is chat side 0: it sends a message of its type, receives the
-// answer of side 1's type, and times the round trip.
-func (ms *msgqPatternSide) chatFirst(s *childSpec, ses *session) (*childReport, error) {
-	pl := newPayload(s.Size)
-	tr := newTracker(pl, 2, true)
-	h := new(histogram)
-	ms.out.SetType(chatType)
-	text := ms.out.Resize(s.Size)
-	peer := msgq.Type(chatType + 1)
-	m, err := ses.start()
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	for {
-		t0 := m.now()
-		pl.fill(text, seq, 0)
-		if err := ms.q.SendMessage(ctx, ms.out, 0); err != nil {
-			return nil, fmt.Errorf("send %d: %w", seq, err)
-		}
-		if err := ms.q.ReceiveMessage(ctx, ms.in, peer, 0); err != nil {
-			return nil, fmt.Errorf("receive answer %d: %w", seq, err)
-		}
-		if typ := ms.in.Type(); typ != chatType+1 {
-			return nil, fmt.Errorf("chat side 0 received type %d with %v", typ, peer)
-		}
-		if err := tr.accept(ms.in.Text(), 1); err != nil {
-			return nil, err
-		}
-		t1 := m.now()
-		measuring := m.measuring()
-		seq++
-		done := m.tickAt(t1, seq)
-		if measuring {
-			h.record(int64(t1 - t0))
-		}
-		if done {
-			break
-		}
-	}
-	ms.out.Resize(0)
-	if err := ms.q.SendMessage(ctx, ms.out, 0); err != nil {
-		return nil, fmt.Errorf("send end: %w", err)
-	}
-	rep := m.report(seq)
-	rep.RTT = h.summary()
-	return rep, nil
+func (ms *msgqPatternSide) start(_ *childSpec, ses *session) (*meter, error) { return ses.start() }
+
+func (ms *msgqPatternSide) sendBuf() []byte { return ms.buf }
+
+// send sends b, which is out's text (a prefix of buf), in place.
+func (ms *msgqPatternSide) send(ctx context.Context, typ int64, b []byte) error {
+	ms.out.SetType(typ)
+	ms.out.Resize(len(b))
+	return ms.q.SendMessage(ctx, ms.out, 0)
 }
 
-// chatSecond is chat side 1: it answers every message of side 0's type
-// with one of its own type until side 0's empty end message.
-func (ms *msgqPatternSide) chatSecond(s *childSpec, ses *session) (*childReport, error) {
-	pl := newPayload(s.Size)
-	tr := newTracker(pl, 2, true)
-	ms.out.SetType(chatType + 1)
-	text := ms.out.Resize(s.Size)
-	peer := msgq.Type(chatType)
-	m, err := ses.start()
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	next := uint64(tickEvery)
-	for {
-		if err := ms.q.ReceiveMessage(ctx, ms.in, peer, 0); err != nil {
-			return nil, fmt.Errorf("receive %d: %w", seq, err)
-		}
-		if typ := ms.in.Type(); typ != chatType {
-			return nil, fmt.Errorf("chat side 1 received type %d with %v", typ, peer)
-		}
-		if len(ms.in.Text()) == 0 {
-			break
-		}
-		if err := tr.accept(ms.in.Text(), 0); err != nil {
-			return nil, err
-		}
-		pl.fill(text, seq, 1)
-		if err := ms.q.SendMessage(ctx, ms.out, 0); err != nil {
-			return nil, fmt.Errorf("send answer %d: %w", seq, err)
-		}
-		if seq++; seq == next {
-			next += tickEvery
-			m.tick(seq)
-		}
-	}
-	m.stop(seq)
-	return m.report(seq), nil
+func (ms *msgqPatternSide) receive(ctx context.Context, sel ipc.Selector) ([]byte, int64, error) {
+	err := ms.q.ReceiveMessage(ctx, ms.in, sel, 0)
+	return ms.in.Text(), ms.in.Type(), err
 }
 
 // server answers every request (type 1) with a reply of the type the
@@ -203,52 +130,4 @@ func (ms *msgqPatternSide) server(s *childSpec, ses *session) (*childReport, err
 	}
 	m.stop(served)
 	return m.report(served), nil
-}
-
-// client sends requests of type 1 that carry its pid and receives the
-// replies of that type, one at a time, timing each round trip, until the
-// measured interval ends; then it sends its end.
-func (ms *msgqPatternSide) client(s *childSpec, ses *session) (*childReport, error) {
-	cb := newClientBook(s.Size, os.Getpid(), s.Index)
-	ms.out.SetType(requestType)
-	text := ms.out.Resize(s.Size)
-	sel := msgq.Type(cb.replyType())
-	h := new(histogram)
-	m, err := ses.start()
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	for {
-		t0 := m.now()
-		cb.fillRequest(text, seq)
-		if err := ms.q.SendMessage(ctx, ms.out, 0); err != nil {
-			return nil, fmt.Errorf("send request %d: %w", seq, err)
-		}
-		if err := ms.q.ReceiveMessage(ctx, ms.in, sel, 0); err != nil {
-			return nil, fmt.Errorf("receive reply %d: %w", seq, err)
-		}
-		if err := cb.checkReply(ms.in.Text(), ms.in.Type()); err != nil {
-			return nil, err
-		}
-		t1 := m.now()
-		measuring := m.measuring()
-		seq++
-		done := m.tickAt(t1, seq)
-		if measuring {
-			h.record(int64(t1 - t0))
-		}
-		if done {
-			break
-		}
-	}
-	cb.endMarker(ms.out.Resize(trailerLen))
-	if err := ms.q.SendMessage(ctx, ms.out, 0); err != nil {
-		return nil, fmt.Errorf("send end: %w", err)
-	}
-	rep := m.report(seq)
-	rep.RTT = h.summary()
-	rep.Hist = h.buckets()
-	return rep, nil
 }

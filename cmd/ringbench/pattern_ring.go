@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 
 	"github.com/shmring/shmring/ipc"
@@ -69,13 +68,13 @@ func ringPatternChild(s *childSpec, ses *session) (*childReport, error) {
 	var rep *childReport
 	switch {
 	case s.Role == roleChat && s.Index == 0:
-		rep, err = ps.chatFirst(s, ses)
+		rep, err = chatFirst(ps, s, ses)
 	case s.Role == roleChat && s.Index == 1:
-		rep, err = ps.chatSecond(s, ses)
+		rep, err = chatSecond(ps, s, ses)
 	case s.Role == roleServer:
 		rep, err = ps.server(s, ses)
 	case s.Role == roleClient:
-		rep, err = ps.client(s, ses)
+		rep, err = patternClient(ps, s, ses)
 	default:
 		return nil, fmt.Errorf("ring %s: role %q index %d", s.Pattern, s.Role, s.Index)
 	}
@@ -97,7 +96,8 @@ type ringPatternSide struct {
 }
 
 // start waits for the start and has the meter count the ring's semaphore
-// operations if this side reports them.
+// operations if this side reports them. It and the three methods after it
+// make a ringPatternSide a patternPort.
 func (ps *ringPatternSide) start(s *childSpec, ses *session) (*meter, error) {
 	m, err := ses.start()
 	if err != nil {
@@ -109,92 +109,15 @@ func (ps *ringPatternSide) start(s *childSpec, ses *session) (*meter, error) {
 	return m, nil
 }
 
-// chatFirst is chat side 0: it sends a message of its type, receives the
-// answer of side 1's type, and times the round trip.
-func (ps *ringPatternSide) chatFirst(s *childSpec, ses *session) (*childReport, error) {
-	pl := newPayload(s.Size)
-	tr := newTracker(pl, 2, true)
-	h := new(histogram)
-	self, peer := int64(chatType), ipc.OfType(chatType+1)
-	m, err := ps.start(s, ses)
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	for {
-		t0 := m.now()
-		pl.fill(ps.sbuf, seq, 0)
-		if err := ps.p.Send(ctx, self, ps.sbuf); err != nil {
-			return nil, fmt.Errorf("send %d: %w", seq, err)
-		}
-		n, typ, err := ps.c.ReceiveSelect(ctx, ps.rbuf, peer)
-		if err != nil {
-			return nil, fmt.Errorf("receive answer %d: %w", seq, err)
-		}
-		if typ != chatType+1 {
-			return nil, fmt.Errorf("chat side 0 received type %d with %v", typ, peer)
-		}
-		if err := tr.accept(ps.rbuf[:n], 1); err != nil {
-			return nil, err
-		}
-		t1 := m.now()
-		measuring := m.measuring()
-		seq++
-		done := m.tickAt(t1, seq)
-		if measuring {
-			h.record(int64(t1 - t0))
-		}
-		if done {
-			break
-		}
-	}
-	if err := ps.p.Send(ctx, self, nil); err != nil {
-		return nil, fmt.Errorf("send end: %w", err)
-	}
-	rep := m.report(seq)
-	rep.RTT = h.summary()
-	return rep, nil
+func (ps *ringPatternSide) sendBuf() []byte { return ps.sbuf }
+
+func (ps *ringPatternSide) send(ctx context.Context, typ int64, b []byte) error {
+	return ps.p.Send(ctx, typ, b)
 }
 
-// chatSecond is chat side 1: it answers every message of side 0's type
-// with one of its own type until side 0's empty end message.
-func (ps *ringPatternSide) chatSecond(s *childSpec, ses *session) (*childReport, error) {
-	pl := newPayload(s.Size)
-	tr := newTracker(pl, 2, true)
-	self, peer := int64(chatType+1), ipc.OfType(chatType)
-	m, err := ps.start(s, ses)
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	next := uint64(tickEvery)
-	for {
-		n, typ, err := ps.c.ReceiveSelect(ctx, ps.rbuf, peer)
-		if err != nil {
-			return nil, fmt.Errorf("receive %d: %w", seq, err)
-		}
-		if typ != chatType {
-			return nil, fmt.Errorf("chat side 1 received type %d with %v", typ, peer)
-		}
-		if n == 0 {
-			break
-		}
-		if err := tr.accept(ps.rbuf[:n], 0); err != nil {
-			return nil, err
-		}
-		pl.fill(ps.sbuf, seq, 1)
-		if err := ps.p.Send(ctx, self, ps.sbuf); err != nil {
-			return nil, fmt.Errorf("send answer %d: %w", seq, err)
-		}
-		if seq++; seq == next {
-			next += tickEvery
-			m.tick(seq)
-		}
-	}
-	m.stop(seq)
-	return m.report(seq), nil
+func (ps *ringPatternSide) receive(ctx context.Context, sel ipc.Selector) ([]byte, int64, error) {
+	n, typ, err := ps.c.ReceiveSelect(ctx, ps.rbuf, sel)
+	return ps.rbuf[:n], typ, err
 }
 
 // server answers every request (type 1) with a reply of the type the
@@ -280,50 +203,4 @@ func (ps *ringPatternSide) server(s *childSpec, ses *session) (*childReport, err
 type pendingReply struct {
 	typ  int64
 	data []byte
-}
-
-// client sends requests of type 1 that carry its pid and receives the
-// replies of that type, one at a time, timing each round trip, until the
-// measured interval ends; then it sends its end.
-func (ps *ringPatternSide) client(s *childSpec, ses *session) (*childReport, error) {
-	cb := newClientBook(s.Size, os.Getpid(), s.Index)
-	sel := ipc.OfType(cb.replyType())
-	h := new(histogram)
-	m, err := ps.start(s, ses)
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	var seq uint64
-	for {
-		t0 := m.now()
-		cb.fillRequest(ps.sbuf, seq)
-		if err := ps.p.Send(ctx, requestType, ps.sbuf); err != nil {
-			return nil, fmt.Errorf("send request %d: %w", seq, err)
-		}
-		n, typ, err := ps.c.ReceiveSelect(ctx, ps.rbuf, sel)
-		if err != nil {
-			return nil, fmt.Errorf("receive reply %d: %w", seq, err)
-		}
-		if err := cb.checkReply(ps.rbuf[:n], typ); err != nil {
-			return nil, err
-		}
-		t1 := m.now()
-		measuring := m.measuring()
-		seq++
-		done := m.tickAt(t1, seq)
-		if measuring {
-			h.record(int64(t1 - t0))
-		}
-		if done {
-			break
-		}
-	}
-	if err := ps.p.Send(ctx, requestType, cb.endMarker(ps.sbuf)); err != nil {
-		return nil, fmt.Errorf("send end: %w", err)
-	}
-	rep := m.report(seq)
-	rep.RTT = h.summary()
-	rep.Hist = h.buckets()
-	return rep, nil
 }
