@@ -64,9 +64,11 @@ type handle struct {
 	idx   int       // role line index, producers first
 	local int       // index among the lines of its side
 	line  *roleLine // the role line
-	state uint64    // the line's state while we hold it
-	token uint64    // names this holder in a slot's owner word (tokenFor)
-	g     guard
+
+	yieldGap int    // spin rounds between an Adaptive wait's yields, as the last yield found (wait.go); 0: spinCheck
+	state    uint64 // the line's state while we hold it
+	token    uint64 // names this holder in a slot's owner word (tokenFor)
+	g        guard
 
 	armed []uint16 // wake-up semaphores the kernel posts if we die
 	scan  scanBuf  // scratch of peer scans
