@@ -45,17 +45,18 @@ func Run(ctx context.Context, cfg Config, m *Metrics, logf func(format string, a
 		logf("metrics on http://%s/metrics, health on /healthz", ln.Addr())
 	}
 
+	wait, _ := cfg.waiting() // checked by Validate
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var out *Outbound
 	var in *Inbound
 	if cfg.Out != nil {
-		if out, err = NewOutbound(ctx, nc, *cfg.Out, m, logf); err != nil {
+		if out, err = NewOutbound(ctx, nc, *cfg.Out, wait, m, logf); err != nil {
 			return err
 		}
 	}
 	if cfg.In != nil {
-		if in, err = NewInbound(ctx, nc, *cfg.In, m, logf); err != nil {
+		if in, err = NewInbound(ctx, nc, *cfg.In, wait, m, logf); err != nil {
 			if out != nil {
 				out.Close()
 			}

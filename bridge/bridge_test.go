@@ -187,7 +187,7 @@ func TestOutboundSkipsBridged(t *testing.T) {
 			}
 			nc.Flush()
 			m := &Metrics{}
-			o, err := NewOutbound(context.Background(), nc, OutboundConfig{Ring: "id:" + strconv.Itoa(r.SegmentID()), Prefix: "echo", Batch: 8, ForwardBridged: forward}, m, nil)
+			o, err := NewOutbound(context.Background(), nc, OutboundConfig{Ring: "id:" + strconv.Itoa(r.SegmentID()), Prefix: "echo", Batch: 8, ForwardBridged: forward}, ring.Waiting{}, m, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +242,7 @@ func TestInboundOrigin(t *testing.T) {
 	r := newRing(t)
 	nc := connect(t, url)
 	m := &Metrics{}
-	in, err := NewInbound(context.Background(), nc, InboundConfig{Ring: "id:" + strconv.Itoa(r.SegmentID()), Subject: "in.>", Batch: 8, Pending: 64}, m, nil)
+	in, err := NewInbound(context.Background(), nc, InboundConfig{Ring: "id:" + strconv.Itoa(r.SegmentID()), Subject: "in.>", Batch: 8, Pending: 64}, ring.Waiting{}, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,11 @@ type Config struct {
 	// Metrics is the address of the /healthz and /metrics endpoint ("" for
 	// none), e.g. "127.0.0.1:8222".
 	Metrics string `json:"metrics,omitempty"`
+	// RingWait is how the bridge waits on its rings: "adaptive" (the
+	// default: spin a few microseconds, then sleep), "spin" or "block"
+	// (sleep at once, sparing the CPU for the NATS client and server on a
+	// busy host). See ring.WaitStrategy.
+	RingWait string `json:"ring_wait,omitempty"`
 	// Grace bounds how long a shutdown waits for what is held to be
 	// acknowledged or committed.
 	Grace Duration `json:"grace,omitempty"`
@@ -204,6 +209,9 @@ func (c *Config) Validate() error {
 	if c.Out == nil && c.In == nil {
 		return bad("neither direction configured (need -out-ring or -in-ring)")
 	}
+	if _, err := c.waiting(); err != nil {
+		return bad("ring wait: %v", err)
+	}
 	if c.ReconnectBuffer < 0 {
 		return bad("negative reconnect buffer")
 	}
@@ -276,10 +284,20 @@ func ParseRingAddr(s string) (RingAddr, error) {
 	return RingAddr{}, fmt.Errorf("ring %q: want 0xKEY, key:N or id:N", s)
 }
 
-// Open attaches the ring a names.
-func (a RingAddr) Open() (*ring.Ring, error) {
-	if a.ByID {
-		return ring.OpenID(a.SegmentID, nil)
+// waiting is the wait strategy RingWait names.
+func (c *Config) waiting() (ring.Waiting, error) {
+	if c.RingWait == "" {
+		return ring.Waiting{}, nil
 	}
-	return ring.Open(a.Key, nil)
+	s, err := ring.ParseWaitStrategy(c.RingWait)
+	return ring.Waiting{Strategy: s}, err
+}
+
+// Open attaches the ring a names, waiting on it as w says.
+func (a RingAddr) Open(w ring.Waiting) (*ring.Ring, error) {
+	opts := &ring.OpenOptions{Wait: w}
+	if a.ByID {
+		return ring.OpenID(a.SegmentID, opts)
+	}
+	return ring.Open(a.Key, opts)
 }

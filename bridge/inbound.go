@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -39,15 +40,16 @@ type Inbound struct {
 // gapKey is one outbound bridge's numbering of one subject.
 type gapKey struct{ session, subject string }
 
-// NewInbound opens the ring cfg names and takes a producer role of it.
+// NewInbound opens the ring cfg names, to wait on it as wait says, and
+// takes a producer role of it.
 // With cfg.JetStream it makes the stream unless it exists and creates or
 // updates the durable consumer, waiting for the server until ctx is done.
-func NewInbound(ctx context.Context, nc *nats.Conn, cfg InboundConfig, m *Metrics, logf func(string, ...any)) (*Inbound, error) {
+func NewInbound(ctx context.Context, nc *nats.Conn, cfg InboundConfig, wait ring.Waiting, m *Metrics, logf func(string, ...any)) (*Inbound, error) {
 	addr, err := ParseRingAddr(cfg.Ring)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	r, err := addr.Open()
+	r, err := addr.Open(wait)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: in ring %s: %w", cfg.Ring, err)
 	}
@@ -279,12 +281,27 @@ func (in *Inbound) collect(batch []ring.Message, first *nats.Msg, ch chan *nats.
 				Redelivered: m.Header.Get(HeaderRedelivered) != "",
 			})
 		}
-		if len(batch) == cap(batch) || len(ch) == 0 {
+		if len(batch) == cap(batch) {
 			return batch
+		}
+		if len(ch) == 0 {
+			// Let the client's reader go on a moment: one wake-up of the
+			// ring's consumer for many messages costs far less than one
+			// each, and a yield costs far less than a wake-up.
+			for yields := 0; len(ch) == 0 && yields < collectYields; yields++ {
+				runtime.Gosched()
+			}
+			if len(ch) == 0 {
+				return batch
+			}
 		}
 		m = <-ch
 	}
 }
+
+// collectYields is how often collect yields to the NATS client's reader
+// for more messages before it sends a batch.
+const collectYields = 4
 
 // noteCount follows an outbound bridge's numbering of each subject and
 // counts the numbers that never came as lost.

@@ -39,15 +39,15 @@ type Outbound struct {
 	counts  map[string]uint64 // core NATS: messages published per subject
 }
 
-// NewOutbound opens the ring cfg names and takes a consumer role of it. With
-// cfg.JetStream it makes the stream unless it exists, waiting for the server
-// until ctx is done.
-func NewOutbound(ctx context.Context, nc *nats.Conn, cfg OutboundConfig, m *Metrics, logf func(string, ...any)) (*Outbound, error) {
+// NewOutbound opens the ring cfg names, to wait on it as wait says, and
+// takes a consumer role of it. With cfg.JetStream it makes the stream unless
+// it exists, waiting for the server until ctx is done.
+func NewOutbound(ctx context.Context, nc *nats.Conn, cfg OutboundConfig, wait ring.Waiting, m *Metrics, logf func(string, ...any)) (*Outbound, error) {
 	addr, err := ParseRingAddr(cfg.Ring)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	r, err := addr.Open()
+	r, err := addr.Open(wait)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: out ring %s: %w", cfg.Ring, err)
 	}

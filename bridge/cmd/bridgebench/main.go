@@ -21,12 +21,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,10 +57,11 @@ func main() {
 	rtts := flag.Int("rtt", 5000, "round trips per latency run")
 	runs := flag.Int("runs", 5, "rounds (each runs every case once)")
 	batch := flag.Int("batch", 0, "the bridges' -out-batch and -in-batch (0: their defaults)")
+	wait := flag.String("ring-wait", "", "how every ring side waits, the bridges' and the producers' and consumers' (adaptive, spin, block)")
 	cases := flag.String("cases", "core,core-plain,js,js-plain,js-pub,rtt,rtt-plain", "cases to run")
 	flag.Parse()
 
-	b := &bench{size: *size, n: *n, rtts: *rtts, batch: *batch}
+	b := &bench{size: *size, n: *n, rtts: *rtts, batch: *batch, wait: *wait}
 	results := map[string][]float64{}
 	names := strings.Split(*cases, ",")
 	for round := 0; round < *runs; round++ {
@@ -105,7 +109,10 @@ func median(v []float64) float64 {
 }
 
 // bench is one configuration; run starts a fresh server for each case.
-type bench struct{ size, n, rtts, batch int }
+type bench struct {
+	size, n, rtts, batch int
+	wait                 string
+}
 
 // proc is a child process of this command.
 type proc struct {
@@ -168,7 +175,7 @@ func (b *bench) run(name string) (float64, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	common := []string{"URL=" + url, "N=" + strconv.Itoa(b.n), "SIZE=" + strconv.Itoa(b.size), "RTTS=" + strconv.Itoa(b.rtts)}
+	common := []string{"RING_WAIT=" + b.wait, "URL=" + url, "N=" + strconv.Itoa(b.n), "SIZE=" + strconv.Itoa(b.size), "RTTS=" + strconv.Itoa(b.rtts)}
 	switch name {
 	case "core", "js":
 		return b.chain(url, name == "js", common)
@@ -230,7 +237,8 @@ func ringEnv(name string, r *ring.Ring) string {
 	return name + "=" + strconv.Itoa(r.SegmentID())
 }
 
-func bridgeProc(cfg bridge.Config) *proc {
+func (b *bench) bridgeProc(cfg bridge.Config) *proc {
+	cfg.RingWait = b.wait
 	js, _ := json.Marshal(cfg)
 	return spawn("bridge", "CONFIG="+string(js))
 }
@@ -240,12 +248,15 @@ func (b *bench) chain(url string, js bool, common []string) (float64, error) {
 	a, rb := newRing(b.size), newRing(b.size)
 	defer a.Remove()
 	defer rb.Remove()
-	in := bridgeProc(bridge.Config{URL: url, In: &bridge.InboundConfig{Ring: "id:" + strconv.Itoa(rb.SegmentID()), Subject: "bench.>", JetStream: js, Pending: 1 << 16, Batch: b.batch}})
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort())
+	in := b.bridgeProc(bridge.Config{URL: url, Metrics: metrics, In: &bridge.InboundConfig{Ring: "id:" + strconv.Itoa(rb.SegmentID()), Subject: "bench.>", JetStream: js, Pending: 1 << 16, Batch: b.batch}})
 	defer in.stop()
-	out := bridgeProc(bridge.Config{URL: url, Out: &bridge.OutboundConfig{Ring: "id:" + strconv.Itoa(a.SegmentID()), Prefix: "bench", JetStream: js, Batch: b.batch}})
+	out := b.bridgeProc(bridge.Config{URL: url, Out: &bridge.OutboundConfig{Ring: "id:" + strconv.Itoa(a.SegmentID()), Prefix: "bench", JetStream: js, Batch: b.batch}})
 	defer out.stop()
 	cons := spawn("ringcons", append(common, ringEnv("RING", rb))...)
-	time.Sleep(500 * time.Millisecond) // let the bridges subscribe
+	if err := waitSubscribed(url, metrics, "bench.probe"); err != nil {
+		return 0, err
+	}
 	spawn("ringprod", append(common, ringEnv("RING", a))...)
 	return rate(cons)
 }
@@ -256,10 +267,36 @@ func (b *bench) outOnly(url string, js bool, common []string) (float64, error) {
 	defer a.Remove()
 	sub := spawn("natssub", append(common, "SUBJECT=bench.>")...)
 	waitReady(sub)
-	out := bridgeProc(bridge.Config{URL: url, Out: &bridge.OutboundConfig{Ring: "id:" + strconv.Itoa(a.SegmentID()), Prefix: "bench", JetStream: js, Batch: b.batch}})
+	out := b.bridgeProc(bridge.Config{URL: url, Out: &bridge.OutboundConfig{Ring: "id:" + strconv.Itoa(a.SegmentID()), Prefix: "bench", JetStream: js, Batch: b.batch}})
 	defer out.stop()
 	spawn("ringprod", append(common, ringEnv("RING", a))...)
 	return rate(sub)
+}
+
+// waitSubscribed publishes messages without a type until the inbound
+// bridge with the given metrics endpoint has refused one: then its
+// subscription is in place.
+func waitSubscribed(url, metrics, subject string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		nc.Publish(subject, nil)
+		nc.Flush()
+		resp, err := http.Get("http://" + metrics + "/metrics.json")
+		if err == nil {
+			var s bridge.Snapshot
+			err = json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			if err == nil && s.InRefused > 0 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("the inbound bridge did not subscribe")
 }
 
 // rtt runs ping → A → bridge 1 → NATS → bridge 2 → B → echo → C → bridge 2
@@ -270,17 +307,23 @@ func (b *bench) rtt(url string, common []string) (float64, error) {
 		defer r.Remove()
 	}
 	id := func(r *ring.Ring) string { return "id:" + strconv.Itoa(r.SegmentID()) }
-	b1 := bridgeProc(bridge.Config{URL: url,
+	m1, m2 := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
+	b1 := b.bridgeProc(bridge.Config{URL: url, Metrics: m1,
 		Out: &bridge.OutboundConfig{Ring: id(ra), Prefix: "ping", Batch: 64},
 		In:  &bridge.InboundConfig{Ring: id(rd), Subject: "pong.>", Batch: 64}})
 	defer b1.stop()
-	b2 := bridgeProc(bridge.Config{URL: url,
+	b2 := b.bridgeProc(bridge.Config{URL: url, Metrics: m2,
 		Out: &bridge.OutboundConfig{Ring: id(rc), Prefix: "pong", Batch: 64},
 		In:  &bridge.InboundConfig{Ring: id(rb), Subject: "ping.>", Batch: 64}})
 	defer b2.stop()
 	echo := spawn("ringecho", append(common, ringEnv("IN", rb), ringEnv("OUT", rc))...)
 	defer echo.stop()
-	time.Sleep(500 * time.Millisecond)
+	if err := waitSubscribed(url, m1, "pong.probe"); err != nil {
+		return 0, err
+	}
+	if err := waitSubscribed(url, m2, "ping.probe"); err != nil {
+		return 0, err
+	}
 	return rate(spawn("ringping", append(common, ringEnv("OUT", ra), ringEnv("IN", rd))...))
 }
 
@@ -301,6 +344,16 @@ func child(role string) int {
 	case "serve":
 		err = serve(ctx)
 	case "bridge":
+		if dir := os.Getenv("BRIDGEBENCH_PROFILE"); dir != "" {
+			// A CPU profile of each bridge, for go tool pprof.
+			f, err := os.Create(fmt.Sprintf("%s/bridge-%d.prof", dir, os.Getpid()))
+			if err != nil {
+				return 1
+			}
+			defer f.Close()
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 		var cfg bridge.Config
 		if err = json.Unmarshal([]byte(os.Getenv("CONFIG")), &cfg); err == nil {
 			err = bridge.Run(ctx, cfg, nil, nil)
@@ -349,7 +402,15 @@ var roles = map[string]func(context.Context) error{
 }
 
 func attach(env string, produce bool) (*ring.Ring, *ring.Producer, *ring.Consumer) {
-	r, err := ring.OpenID(envInt(env), nil)
+	var opts ring.OpenOptions
+	if w := os.Getenv("RING_WAIT"); w != "" {
+		s, err := ring.ParseWaitStrategy(w)
+		if err != nil {
+			panic(err)
+		}
+		opts.Wait.Strategy = s
+	}
+	r, err := ring.OpenID(envInt(env), &opts)
 	if err != nil {
 		panic(err)
 	}
@@ -421,7 +482,15 @@ func ringCons(ctx context.Context) error {
 	}
 	var got received
 	for got.n < n {
-		k, err := c.ReceiveBatch(ctx, batch)
+		// Core NATS may lose messages: a run that stops receiving for a
+		// while is reported on what it got.
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		k, err := c.ReceiveBatch(rctx, batch)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && got.n > 0 {
+			fmt.Fprintf(os.Stderr, "bridgebench: %d of %d messages lost\n", n-got.n, n)
+			break
+		}
 		if err != nil {
 			return err
 		}

@@ -94,6 +94,7 @@ func run(args []string, stderr io.Writer) int {
 		name       = fs.String("name", "ringbridge", "connection name")
 		metrics    = fs.String("metrics", "", "`address` of the /healthz and /metrics endpoint (none if empty)")
 		reconBuf   = fs.Int("reconnect-buffer", bridge.DefaultReconnectBuffer, "`bytes` kept of what is published while NATS is unreachable")
+		ringWait   = fs.String("ring-wait", "adaptive", "how to wait on the rings: adaptive, spin or block (block spares CPU on a busy host)")
 		grace      = fs.Duration("grace", bridge.DefaultGrace, "how long a shutdown waits for held messages to be finished")
 		jetStream  = fs.Bool("jetstream", false, "use JetStream in both directions (default: core NATS, at most once)")
 		stream     = fs.String("stream", "SHMRING", "JetStream stream `name` (made if missing)")
@@ -145,6 +146,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if given("reconnect-buffer") {
 		cfg.ReconnectBuffer = *reconBuf
+	}
+	if given("ring-wait") {
+		cfg.RingWait = *ringWait
 	}
 	if given("grace") {
 		cfg.Grace = bridge.Duration(*grace)
