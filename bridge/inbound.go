@@ -127,14 +127,25 @@ func (in *Inbound) room() int {
 }
 
 // runJetStream pulls what the ring has room for, sends it and acknowledges
-// it once committed.
+// each message once committed.
 func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 	fetched := make([]jetstream.Msg, 0, in.cfg.Batch)
 	batch := make([]ring.Message, 0, in.cfg.Batch)
 	source := make([]int, 0, in.cfg.Batch) // batch[i] is fetched[source[i]]
+	idle := true
 	for ctx.Err() == nil {
-		b, err := in.cons.Fetch(in.room(), jetstream.FetchMaxWait(time.Second))
+		// A fetch returns once it has all it asked for or its wait is
+		// over: while messages flow, take what is there now; when none
+		// was, wait for the next one alone.
+		var b jetstream.MessageBatch
+		var err error
+		if idle {
+			b, err = in.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		} else {
+			b, err = in.cons.FetchNoWait(in.room())
+		}
 		if err != nil {
+			idle = true
 			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
@@ -142,7 +153,7 @@ func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 		for msg := range b.Messages() {
 			fetched = append(fetched, msg)
 		}
-		if len(fetched) == 0 {
+		if idle = len(fetched) == 0; idle {
 			continue
 		}
 		for i, msg := range fetched {

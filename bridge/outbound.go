@@ -184,7 +184,11 @@ func (o *Outbound) publishAcked(ctx context.Context, msgs []*nats.Msg, futures [
 			case <-f.Err():
 				failed = append(failed, pending[i])
 			case <-ctx.Done():
-				o.m.OutAcksPending.Add(-int64(len(futures) - i))
+				for _, f := range futures[i:] {
+					if f != nil {
+						o.m.OutAcksPending.Add(-1)
+					}
+				}
 				return ctx.Err()
 			}
 			o.m.OutAcksPending.Add(-1)

@@ -5,9 +5,10 @@
 //	core        producer → ring → ringbridge → NATS → ringbridge → ring → consumer
 //	core-out    producer → ring → ringbridge → NATS → nats.go subscriber
 //	core-plain  nats.go publisher → NATS → nats.go subscriber
+//	core-plain-hdr  the same, each message with the four headers a core-mode bridge sends
 //	js-out      producer → ring → ringbridge → JetStream, counted by a nats.go subscriber
 //	js          the chain of core with JetStream in both bridges
-//	js-plain    JetStream publisher with async acks → stream → pull consumer acking each
+//	js-plain    JetStream publisher with async acks → stream → nats.go's streaming pull (Consume), acking each, both at once
 //	js-pub      the JetStream publisher alone, until its last ack
 //	rtt         ping-pong through two bridges each way (four rings), core NATS
 //	rtt-plain   ping-pong between two nats.go clients
@@ -179,20 +180,30 @@ func (b *bench) run(name string) (float64, error) {
 	switch name {
 	case "core", "js":
 		return b.chain(url, name == "js", common)
-	case "core-plain":
+	case "core-plain", "core-plain-hdr":
 		sub := spawn("natssub", common...)
 		waitReady(sub)
-		spawn("natspub", common...).wait()
+		spawn("natspub", append(common, "HEADERS="+strconv.FormatBool(name == "core-plain-hdr"))...).wait()
 		return rate(sub)
 	case "core-out", "js-out":
 		return b.outOnly(url, name == "js-out", common)
 	case "js-plain":
+		// Publisher and pull consumer at once, as the bridges of the
+		// chain run at once.
+		if err := plainStream(url); err != nil {
+			return 0, err
+		}
+		sub := spawn("jssub", common...)
+		waitReady(sub)
 		pub := spawn("jspub", common...)
 		if _, err := pub.wait(); err != nil {
 			return 0, err
 		}
-		return rate(spawn("jssub", common...))
+		return rate(sub)
 	case "js-pub":
+		if err := plainStream(url); err != nil {
+			return 0, err
+		}
 		return rate(spawn("jspub", common...))
 	case "rtt":
 		return b.rtt(url, common)
@@ -271,6 +282,21 @@ func (b *bench) outOnly(url string, js bool, common []string) (float64, error) {
 	defer out.stop()
 	spawn("ringprod", append(common, ringEnv("RING", a))...)
 	return rate(sub)
+}
+
+// plainStream makes the stream of the plain JetStream cases.
+func plainStream(url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.>"}, Storage: jetstream.FileStorage})
+	return err
 }
 
 // waitSubscribed publishes messages without a type until the inbound
@@ -550,8 +576,16 @@ func natsPub(ctx context.Context) error {
 	}
 	defer nc.Close()
 	data := make([]byte, envInt("SIZE"))
+	headers := os.Getenv("HEADERS") == "true"
+	id := []string{"0b5a7f0e-6c3d-4c1e-9a53-1f0e2d3c4b5a"}
 	for i := 0; i < envInt("N"); i++ {
-		for nc.Publish("plain.1", data) != nil {
+		m := &nats.Msg{Subject: "plain.1", Data: data}
+		if headers {
+			// The headers a core-mode bridge sends.
+			n := strconv.Itoa(i)
+			m.Header = nats.Header{bridge.HeaderRing: id, bridge.HeaderSeq: {n}, bridge.HeaderBridge: id, bridge.HeaderCount: {n}}
+		}
+		for nc.PublishMsg(m) != nil {
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -635,9 +669,6 @@ func jsPub(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.>"}, Storage: jetstream.FileStorage}); err != nil {
-		return err
-	}
 	data := make([]byte, envInt("SIZE"))
 	n := envInt("N")
 	start := time.Now()
@@ -666,22 +697,26 @@ func jsSub(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fmt.Println("ready")
+	// The client's own streaming pull (overlapping pull requests), the
+	// fastest way nats.go offers to consume.
+	n := envInt("N")
 	var got received
-	for got.n < envInt("N") {
-		b, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return err
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		m.Ack()
+		if got.add(1); got.n == n {
+			close(done)
 		}
-		k := 0
-		for m := range b.Messages() {
-			m.Ack()
-			k++
-		}
-		if k == 0 {
-			break
-		}
-		got.add(k)
+	})
+	if err != nil {
+		return err
 	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+	}
+	cc.Stop()
 	got.print()
 	return nil
 }
