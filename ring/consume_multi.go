@@ -438,6 +438,7 @@ func (m *multiReceiver) letGo() {
 	m.look = m.look || m.checked
 	m.src, m.srcIdx = m.own, m.h.idx
 	m.at, m.end, m.checked, m.named = 0, 0, false, false
+	m.flagPos, m.flagEnd = 0, 0
 	m.live = m.live[:0]
 }
 

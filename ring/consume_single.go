@@ -33,8 +33,8 @@ func newSingleReceiver(h *handle) (*singleReceiver, error) {
 	// at; it finished everything below the head.
 	head := r.cons.pos.Load()
 	s := &singleReceiver{r: r, line: h.line, head: head, published: head}
-	if peek := h.line.peek.Load(); peek == head+1 {
-		s.flagPos, s.flagEnd, s.named = peek, heldEnd(r, h.line, head), true
+	if peek := h.line.peek.Load(); peek != 0 && peek-1 <= head && head < heldEnd(r, h.line, peek-1) {
+		s.flagPos, s.flagEnd, s.named = head+1, heldEnd(r, h.line, peek-1), true
 	} else if peek != 0 {
 		// Release: stale (released before its holder died); not ours.
 		atomicx.StoreRelease(&h.line.peek, 0)
@@ -91,7 +91,7 @@ func (s *singleReceiver) following(first, k uint64) uint64 {
 func (s *singleReceiver) holdTo(_, end uint64) {
 	// Release, SYNC(claim): our line names the messages we look at before
 	// we hand them out, as hold does for the first.
-	atomicx.StoreRelease(&s.line.peekEnd, end)
+	atomicx.StoreRelease(&s.line.peekEnd, max(end, s.flagEnd))
 }
 
 func (s *singleReceiver) release(pos uint64) {
@@ -107,16 +107,27 @@ func (s *singleReceiver) done(n uint64, bytes int) {
 	// they are refilled.
 	atomicx.StoreRelease(&r.cons.pos, s.head)
 	s.line.count(n, bytes)
-	if s.named && s.head >= s.line.peek.Load() {
-		// Acquire above: our own line's peek. Release, SYNC(claim): the
-		// message it names is finished, after the head.
-		atomicx.StoreRelease(&s.line.peek, 0)
-		s.named = false
+	if s.named {
+		s.clearNamed()
 	}
 	if freed > 0 {
 		if r.maySleep(producerSide) { // wakeProducers, inline
 			r.wakeFenced(producerSide, uint32(min(freed, 1<<31)))
 		}
+	}
+}
+
+// clearNamed stops our line from naming what we looked at in place, or a
+// dead predecessor did, once the head has passed all of it: a run whose
+// first messages were delivered but not its last stays named, so that a
+// successor still flags the rest if we die too.
+func (s *singleReceiver) clearNamed() {
+	// Acquire: our own line's peek (only we write it).
+	if peek := s.line.peek.Load(); peek == 0 || s.head >= heldEnd(s.r, s.line, peek-1) {
+		// Release, SYNC(claim): the messages it names are finished, after
+		// the head.
+		atomicx.StoreRelease(&s.line.peek, 0)
+		s.named = false
 	}
 }
 
