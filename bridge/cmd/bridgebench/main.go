@@ -674,7 +674,7 @@ func jsPub(ctx context.Context) error {
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		m := &nats.Msg{Subject: "plain.1", Data: data, Header: nats.Header{jetstream.MsgIDHeader: {"plain-" + strconv.Itoa(i)}}}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}
