@@ -165,8 +165,15 @@ func TestMessageType(t *testing.T) {
 
 func TestOriginTag(t *testing.T) {
 	id := uuid.New()
-	if OriginTag(id) == 0 || OriginTag(id) != OriginTag(id) || OriginTag(uuid.UUID{}) == 0 {
-		t.Error("OriginTag must be nonzero and stable")
+	again, err := uuid.Parse(id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if OriginTag(id) == 0 || OriginTag(id) != OriginTag(again) || OriginTag(uuid.UUID{}) == 0 {
+		t.Error("OriginTag must be nonzero and depend only on the UUID")
+	}
+	if OriginTag(id) == OriginTag(uuid.New()) {
+		t.Error("two rings' tags collide")
 	}
 	if subjectOrigin("a.1") == 0 {
 		t.Error("subjectOrigin is zero")
