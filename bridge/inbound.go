@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,40 +65,6 @@ func NewInbound(ctx context.Context, nc *nats.Conn, cfg InboundConfig, wait ring
 	return in, nil
 }
 
-// durableConsumer makes the stream if need be and the pull consumer. Each
-// message is acknowledged on its own (an acknowledgement of all up to one
-// would also acknowledge what a bridge that died had pulled and never
-// committed), and at most a batch may await its acknowledgement: so after
-// a bridge dies, its successor gets nothing until the dead one's batch
-// comes again, first and in order.
-func durableConsumer(ctx context.Context, nc *nats.Conn, cfg InboundConfig) (jetstream.Consumer, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	if err := ensureStream(ctx, js, cfg.Stream, []string{cfg.Subject}, DefaultDuplicates); err != nil {
-		return nil, err
-	}
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		cons, err := js.CreateOrUpdateConsumer(cctx, cfg.Stream, jetstream.ConsumerConfig{
-			Durable:       cfg.Durable,
-			FilterSubject: cfg.Subject,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       ackWait,
-			MaxAckPending: cfg.Batch,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
-		cancel()
-		if err == nil {
-			return cons, nil
-		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
-			return nil, fmt.Errorf("bridge: consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
-		}
-	}
-}
-
 // Run receives until ctx is done or the ring fails. A batch under way when
 // ctx is done gets grace more to be committed and acknowledged; with
 // JetStream, what is not acknowledged by then is delivered again, flagged,
@@ -124,71 +88,6 @@ func (in *Inbound) Close() error {
 func (in *Inbound) room() int {
 	free := in.ring.Slots() - in.ring.Stats().Depth
 	return max(1, min(free, in.cfg.Batch))
-}
-
-// runJetStream pulls what the ring has room for, sends it and acknowledges
-// each message once committed.
-func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
-	fetched := make([]jetstream.Msg, 0, in.cfg.Batch)
-	batch := make([]ring.Message, 0, in.cfg.Batch)
-	source := make([]int, 0, in.cfg.Batch) // batch[i] is fetched[source[i]]
-	idle := true
-	for ctx.Err() == nil {
-		// A fetch returns once it has all it asked for or its wait is
-		// over: while messages flow, take what is there now; when none
-		// was, wait for the next one alone.
-		var b jetstream.MessageBatch
-		var err error
-		if idle {
-			b, err = in.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
-		} else {
-			b, err = in.cons.FetchNoWait(in.room())
-		}
-		if err != nil {
-			idle = true
-			sleepCtx(ctx, 100*time.Millisecond)
-			continue
-		}
-		fetched, batch, source = fetched[:0], batch[:0], source[:0]
-		for msg := range b.Messages() {
-			fetched = append(fetched, msg)
-		}
-		if idle = len(fetched) == 0; idle {
-			continue
-		}
-		for i, msg := range fetched {
-			typ := messageType(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers()}, in.cfg.DefaultType)
-			if typ == 0 || len(msg.Data()) > in.ring.MaxMessage() {
-				in.m.InRefused.Add(1)
-				msg.Term()
-				continue
-			}
-			redelivered := msg.Headers().Get(HeaderRedelivered) != ""
-			if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
-				redelivered = true
-			}
-			batch = append(batch, ring.Message{
-				Type:        typ,
-				Data:        msg.Data(),
-				Origin:      messageOrigin(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers()}),
-				Redelivered: redelivered,
-			})
-			source = append(source, i)
-		}
-		sent, err := in.send(hctx, batch, func() {
-			for _, msg := range fetched {
-				msg.InProgress()
-			}
-		})
-		in.count(batch[:sent])
-		for _, i := range source[:sent] {
-			fetched[i].Ack()
-		}
-		if err != nil {
-			return in.stopped(err)
-		}
-	}
-	return nil
 }
 
 // send commits batch to the ring, waiting for room, and returns how many
@@ -233,107 +132,4 @@ func (in *Inbound) stopped(err error) error {
 		return nil
 	}
 	return fmt.Errorf("bridge: in ring %s: %w", in.cfg.Ring, err)
-}
-
-// runCore receives from a core NATS subscription into a buffer of
-// cfg.Pending messages (beyond it NATS drops, counted) and sends each batch
-// into the ring, waiting for room. When ctx is done it unsubscribes and
-// sends what the buffer still holds, within the grace.
-func (in *Inbound) runCore(ctx, hctx context.Context) error {
-	ch := make(chan *nats.Msg, in.cfg.Pending)
-	sub, err := in.nc.ChanSubscribe(in.cfg.Subject, ch)
-	if err != nil {
-		return fmt.Errorf("bridge: subscribe %s: %w", in.cfg.Subject, err)
-	}
-	batch := make([]ring.Message, 0, in.cfg.Batch)
-	for {
-		var first *nats.Msg
-		select {
-		case first = <-ch:
-		case <-ctx.Done():
-		}
-		if first == nil {
-			break
-		}
-		batch = in.collect(batch[:0], first, ch)
-		sent, err := in.send(hctx, batch, nil)
-		in.count(batch[:sent])
-		if d, err := sub.Dropped(); err == nil {
-			in.m.InDropped.Store(uint64(d))
-		}
-		if err != nil {
-			sub.Unsubscribe()
-			return in.stopped(err)
-		}
-	}
-	sub.Unsubscribe()
-	for len(ch) > 0 && hctx.Err() == nil {
-		batch = in.collect(batch[:0], <-ch, ch)
-		sent, err := in.send(hctx, batch, nil)
-		in.count(batch[:sent])
-		if err != nil {
-			return in.stopped(err)
-		}
-	}
-	return nil
-}
-
-// collect makes a batch of first and what else ch holds now.
-func (in *Inbound) collect(batch []ring.Message, first *nats.Msg, ch chan *nats.Msg) []ring.Message {
-	for m := first; ; {
-		in.noteCount(m)
-		if typ := messageType(m, in.cfg.DefaultType); typ == 0 || len(m.Data) > in.ring.MaxMessage() {
-			in.m.InRefused.Add(1)
-		} else {
-			batch = append(batch, ring.Message{
-				Type:        typ,
-				Data:        m.Data,
-				Origin:      messageOrigin(m),
-				Redelivered: m.Header.Get(HeaderRedelivered) != "",
-			})
-		}
-		if len(batch) == cap(batch) {
-			return batch
-		}
-		if len(ch) == 0 {
-			// Let the client's reader go on a moment: one wake-up of the
-			// ring's consumer for many messages costs far less than one
-			// each, and a yield costs far less than a wake-up.
-			for yields := 0; len(ch) == 0 && yields < collectYields; yields++ {
-				runtime.Gosched()
-			}
-			if len(ch) == 0 {
-				return batch
-			}
-		}
-		m = <-ch
-	}
-}
-
-// collectYields is how often collect yields to the NATS client's reader
-// for more messages before it sends a batch.
-const collectYields = 4
-
-// noteCount follows an outbound bridge's numbering of each subject and
-// counts the numbers that never came as lost.
-func (in *Inbound) noteCount(m *nats.Msg) {
-	session, count := m.Header.Get(HeaderBridge), m.Header.Get(HeaderCount)
-	if session == "" || count == "" {
-		return
-	}
-	n, err := strconv.ParseUint(count, 10, 64)
-	if err != nil {
-		return
-	}
-	k := gapKey{session, m.Subject}
-	last, seen := in.gaps[k]
-	if seen && n > last+1 {
-		in.m.InLost.Add(n - last - 1)
-	}
-	if n > last {
-		if len(in.gaps) >= 1<<16 {
-			clear(in.gaps)
-		}
-		in.gaps[k] = n
-	}
 }
