@@ -156,3 +156,34 @@ func TestBackpressure(t *testing.T) {
 	stop(t, c.in)
 	stop(t, c.producer)
 }
+
+// TestCleanRestart stops each bridge with SIGTERM mid-stream and starts it
+// again, with JetStream: a clean shutdown finishes what it holds, so
+// nothing is lost and nothing even comes flagged.
+func TestCleanRestart(t *testing.T) {
+	const phase = 3000
+	c := newChain(t, true, small)
+	c.startIn()
+	c.startOut()
+	c.startConsumer(small, 3*phase, 0)
+	c.startProducer(small, phase, phase, phase)
+
+	c.waitSent(phase / 4)
+	stop(t, c.out)
+	c.startOut()
+	c.nextPhase()
+
+	c.waitSent(phase + phase/4)
+	stop(t, c.in)
+	c.startIn()
+	c.nextPhase()
+
+	r := c.consumerResult()
+	checkClean(t, r)
+	if r.Missing > 0 || r.Flagged > 0 {
+		t.Errorf("missing %d, flagged %d, want none after clean restarts", r.Missing, r.Flagged)
+	}
+	stop(t, c.out)
+	stop(t, c.in)
+	stop(t, c.producer)
+}
