@@ -47,7 +47,13 @@
 //     ring with ring.Message.Redelivered set. So nothing is ever delivered
 //     twice unflagged: a consumer of the ring that acts on a message at
 //     most once checks the flag (and, to know whether it is really a
-//     duplicate, the message's own identity).
+//     duplicate, the message's own identity). A server killed outright may
+//     come back with its consumer's state older than its acknowledgements
+//     and deliver messages again as if for the first time; Inbound also
+//     flags every message whose stream sequence is not past the highest it
+//     has committed. (What a server keeps across a crash of its machine is
+//     JetStream's own matter: it syncs its files every two minutes unless
+//     told to sync always.)
 //   - Order: a ring's messages reach the stream, and the receiving ring, in
 //     the order the ring delivered them, with two exceptions, both flagged:
 //     when the server loses a message of a batch in flight (it restarts)

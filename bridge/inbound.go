@@ -31,8 +31,9 @@ type Inbound struct {
 	m    *Metrics
 	logf func(string, ...any)
 
-	cons jetstream.Consumer // JetStream only
-	gaps map[gapKey]uint64  // core only: the last Shmring-Count seen
+	cons      jetstream.Consumer // JetStream only
+	committed uint64             // JetStream only: the highest stream sequence committed to the ring
+	gaps      map[gapKey]uint64  // core only: the last Shmring-Count seen
 }
 
 // gapKey is one outbound bridge's numbering of one subject.

@@ -50,7 +50,8 @@ func durableConsumer(ctx context.Context, nc *nats.Conn, cfg InboundConfig) (jet
 func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 	fetched := make([]jetstream.Msg, 0, in.cfg.Batch)
 	batch := make([]ring.Message, 0, in.cfg.Batch)
-	source := make([]int, 0, in.cfg.Batch) // batch[i] is fetched[source[i]]
+	source := make([]int, 0, in.cfg.Batch)    // batch[i] is fetched[source[i]]
+	streamSeq := make([]uint64, in.cfg.Batch) // and has stream sequence streamSeq[i]
 	idle := true
 	for ctx.Err() == nil {
 		// A fetch returns once it has all it asked for or its wait is
@@ -83,8 +84,16 @@ func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 				continue
 			}
 			redelivered := msg.Headers().Get(HeaderRedelivered) != ""
-			if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
-				redelivered = true
+			streamSeq[len(batch)] = 0
+			if md, err := msg.Metadata(); err == nil {
+				// A server that died may come back with its consumer's
+				// state older than what this bridge committed, and deliver
+				// that again as new: what is not past the highest stream
+				// sequence committed is a redelivery too.
+				if md.NumDelivered > 1 || md.Sequence.Stream <= in.committed {
+					redelivered = true
+				}
+				streamSeq[len(batch)] = md.Sequence.Stream
 			}
 			batch = append(batch, ring.Message{
 				Type:        typ,
@@ -100,8 +109,9 @@ func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 			}
 		})
 		in.count(batch[:sent])
-		for _, i := range source[:sent] {
+		for j, i := range source[:sent] {
 			fetched[i].Ack()
+			in.committed = max(in.committed, streamSeq[j])
 		}
 		if err != nil {
 			return in.stopped(err)

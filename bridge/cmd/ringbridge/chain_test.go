@@ -28,6 +28,7 @@ import (
 type chain struct {
 	t          *testing.T
 	jetStream  bool
+	syncAlways bool // the server syncs every write (set before startServer)
 	a, b       *ring.Ring
 	port       int
 	store      string
@@ -50,7 +51,13 @@ type geometry struct {
 }
 
 func newChain(t *testing.T, jetStream bool, g geometry) *chain {
-	c := &chain{t: t, jetStream: jetStream, port: freePort(t), store: t.TempDir()}
+	return newChainSync(t, jetStream, false, g)
+}
+
+// newChainSync is newChain with a server that syncs every write if
+// syncAlways.
+func newChainSync(t *testing.T, jetStream, syncAlways bool, g geometry) *chain {
+	c := &chain{t: t, jetStream: jetStream, syncAlways: syncAlways, port: freePort(t), store: t.TempDir()}
 	c.a = newRing(t, g.slotsA, g.size)
 	c.b = newRing(t, g.slotsB, g.size)
 	c.outMetrics = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -106,8 +113,12 @@ func (c *chain) start(cmd *exec.Cmd) *exec.Cmd {
 // store in c.store, and waits until it takes connections.
 func (c *chain) startServer() {
 	c.t.Helper()
+	sync := "0"
+	if c.syncAlways {
+		sync = "1"
+	}
 	c.server = c.start(ipctest.Command(c.t, "nats-server",
-		"NATS_PORT="+strconv.Itoa(c.port), "NATS_STORE="+c.store))
+		"NATS_PORT="+strconv.Itoa(c.port), "NATS_STORE="+c.store, "NATS_SYNC="+sync))
 	c.waitFor("the NATS server", func() bool {
 		nc, err := nats.Connect(c.url(), nats.Timeout(time.Second))
 		if err != nil {
@@ -123,6 +134,14 @@ func (c *chain) startServer() {
 func (c *chain) restartServer() {
 	c.t.Helper()
 	stop(c.t, c.server)
+	c.startServer()
+}
+
+// killServer kills the server with SIGKILL and starts it again on the
+// same port and store.
+func (c *chain) killServer() {
+	c.t.Helper()
+	kill(c.server)
 	c.startServer()
 }
 

@@ -187,3 +187,28 @@ func TestCleanRestart(t *testing.T) {
 	stop(t, c.in)
 	stop(t, c.producer)
 }
+
+// TestServerKilledJetStream kills the NATS server with SIGKILL mid-stream
+// (its store synced on every write, as a server that must survive a crash
+// is run) and starts it again: nothing is lost, nothing twice unflagged.
+func TestServerKilledJetStream(t *testing.T) {
+	const phase = 2000
+	c := newChainSync(t, true, true, small)
+	c.startIn()
+	c.startOut()
+	c.startConsumer(small, 2*phase, 0)
+	c.startProducer(small, phase, phase)
+
+	c.waitSent(phase / 4)
+	c.killServer()
+	c.nextPhase()
+
+	r := c.consumerResult()
+	checkClean(t, r)
+	if r.Missing > 0 {
+		t.Errorf("%d messages lost", r.Missing)
+	}
+	stop(t, c.out)
+	stop(t, c.in)
+	stop(t, c.producer)
+}

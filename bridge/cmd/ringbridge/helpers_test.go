@@ -33,15 +33,17 @@ var helpers = map[string]func() int{
 func TestMain(m *testing.M) { ipctest.Main(m, helpers) }
 
 // natsServerHelper runs a NATS server with JetStream on disk (NATS_PORT,
-// NATS_STORE) until SIGTERM, then shuts it down cleanly.
+// NATS_STORE; with NATS_SYNC=1 every write synced, to survive a SIGKILL)
+// until SIGTERM, then shuts it down cleanly.
 func natsServerHelper() int {
 	s, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      ipctest.GetenvInt("NATS_PORT"),
-		JetStream: true,
-		StoreDir:  ipctest.Getenv("NATS_STORE"),
-		NoSigs:    true,
-		NoLog:     true,
+		Host:       "127.0.0.1",
+		Port:       ipctest.GetenvInt("NATS_PORT"),
+		JetStream:  true,
+		StoreDir:   ipctest.Getenv("NATS_STORE"),
+		SyncAlways: os.Getenv("NATS_SYNC") == "1",
+		NoSigs:     true,
+		NoLog:      true,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nats-server:", err)
