@@ -39,8 +39,8 @@
 //   - Inbound pulls from a durable JetStream consumer only as many messages
 //     as the ring has free slots (at least one, which it then waits to
 //     send), so a full ring stops the pulling: nothing is dropped and
-//     nothing is buffered beyond one batch. It acknowledges a batch only
-//     after the ring has committed every message of it. A bridge killed
+//     nothing is buffered beyond one batch. It acknowledges each message
+//     only once the ring has committed it. A bridge killed
 //     between the commit and the acknowledgement gets those messages again
 //     from JetStream; a message JetStream delivers more than once
 //     (NumDelivered > 1), or that carries Shmring-Redelivered, goes into the
