@@ -70,16 +70,14 @@ func newFanoutSender(h *handle) (*fanoutSender, error) {
 		s.tail = tail
 	}
 	if s.block {
-		if err := s.refresh(); err != nil {
-			return nil, err
-		}
+		s.refresh()
 	}
 	return s, nil
 }
 
 // refresh reads the gate again: the tail, then the cursor of every live,
 // unevicted subscriber line.
-func (s *fanoutSender) refresh() error {
+func (s *fanoutSender) refresh() {
 	r := s.r
 	// SYNC(fanout-join): a full barrier, pairs with joinFence: our
 	// publications before our look at the lines, so that a subscriber
@@ -111,7 +109,6 @@ func (s *fanoutSender) refresh() error {
 		}
 	}
 	s.gate = g
-	return nil
 }
 
 // room returns how many of k positions from pos the gate lets us write,
@@ -135,9 +132,10 @@ func (s *fanoutSender) room(pos, k uint64) uint64 {
 func (s *fanoutSender) claim(k uint64) (pos, n uint64, err error) {
 	if !s.multi {
 		pos = s.tail
-		if n = s.room(pos, k); n == 0 {
-			return pos, 0, s.full()
+		if n = s.room(pos, k); n == 0 && (!s.full() || s.room(pos, k) == 0) {
+			return pos, 0, nil
 		}
+		n = s.room(pos, k)
 	} else {
 		var named bool
 		pos, n, named, err = s.claimShared(k)
@@ -178,7 +176,10 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 		// Acquire: the shared tail.
 		pos = r.prod.pos.Load()
 		if n = s.room(pos, k); n == 0 {
-			return pos, 0, named, s.full()
+			if s.full() {
+				continue // evicted: the gate moved
+			}
+			return pos, 0, named, nil
 		}
 		// The slots must hold what was published for p-N (or a hole).
 		m := uint64(0)
@@ -213,6 +214,7 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 		if r.prod.pos.CompareAndSwap(pos, pos+n) {
 			// Release, SYNC(claim): confirmed.
 			atomicx.StoreRelease(&s.line.claimLen, n)
+			step("fanout:claimed")
 			return pos, n, named, nil
 		}
 	}
@@ -220,27 +222,29 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 }
 
 // full is the Block policy's look at a gate that holds the ring full: it
-// watches the gate and evicts the subscribers that have held it there for
-// EvictAfter. It returns nil: a claim that found the ring full reports
-// nothing free, and the caller waits.
-func (s *fanoutSender) full() error {
+// watches the gate, and evicts the subscribers that have held it there
+// for EvictAfter. It reports whether it evicted any (then the gate has
+// been read again, and the claim tries again at once: the subscribers
+// left may all be asleep, waiting for us).
+func (s *fanoutSender) full() bool {
 	after := s.r.g.fan.evictAfter
 	if !s.block || after <= 0 {
-		return nil
+		return false
 	}
 	now := time.Now()
 	if s.watch.at != s.gate+1 {
 		s.watch = evictWatch{at: s.gate + 1, since: now}
 		s.h.wakeBy = now.Add(after)
-		return nil
+		return false
 	}
 	if now.Sub(s.watch.since) < after {
-		return nil
+		return false
 	}
 	s.evictAt(s.gate)
 	s.watch.at = 0
 	s.h.wakeBy = time.Time{}
-	return s.refresh()
+	s.refresh()
+	return true
 }
 
 // evictAt evicts every live subscriber whose cursor is at or below pos.
