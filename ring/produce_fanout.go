@@ -182,7 +182,7 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 			return pos, 0, named, nil
 		}
 		// The slots must hold what was published for p-N (or a hole).
-		m := uint64(0)
+		m, first := uint64(0), uint64(0)
 		for ; m < n; m++ {
 			p := pos + m
 			// Acquire, SYNC(slot-publish): pairs with the release store of
@@ -191,18 +191,23 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 			if p < r.n && seq == p || p >= r.n && seq == p-r.n+1 {
 				continue
 			}
-			if seq > p+1 {
-				return 0, 0, named, fmt.Errorf("%w: slot of position %d has sequence %#x, ahead of the tail", ErrCorrupt, p, seq)
+			if m == 0 {
+				first = seq
 			}
 			break
 		}
 		if m == 0 {
-			// Acquire: the tail again: it moved (another producer claimed
-			// pos), or the writer of pos-N has not finished.
-			if r.prod.pos.Load() == pos {
-				return pos, 0, named, nil
+			// Acquire: the tail again. It moved: another producer claimed
+			// pos (our look at the tail is old). It did not: the writer of
+			// pos-N has not finished, or the slot is ahead of a tail that
+			// has not passed it, which no producer does.
+			if r.prod.pos.Load() != pos {
+				continue
 			}
-			continue
+			if first > pos+1 {
+				return 0, 0, named, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, first)
+			}
+			return pos, 0, named, nil
 		}
 		n = m
 		// Release, SYNC(claim): the intent, before the CAS that makes it
