@@ -132,6 +132,13 @@ type SubscriberStats struct {
 	Evicted  bool   // producers evicted it (Block policy, EvictAfter)
 }
 
+// Fanout reports whether the ring is a fan-out ring (Options.Fanout).
+func (r *Ring) Fanout() bool { return r.g.fan.on }
+
+// Policy returns a fan-out ring's slow-subscriber policy (PolicyBlock on
+// other rings).
+func (r *Ring) Policy() Policy { return r.g.fan.policy }
+
 // checkFanout reports the first impossible fan-out field of g.
 func (g geometry) checkFanout() error {
 	switch {
