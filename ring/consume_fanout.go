@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/shmring/shmring/internal/atomicx"
 )
@@ -276,8 +277,38 @@ func (f *fanoutReceiver) publish() {
 	// of the cursor in refresh; our reads of the slots below it are done
 	// before they are refilled.
 	atomicx.StoreRelease(&f.line.cursor, f.cur)
-	if f.block && f.r.maySleep(producerSide) { // wakeProducers, inline
-		f.r.wakeFenced(producerSide, uint32(min(freed, 1<<31)))
+	if f.block && f.r.maySleep(producerSide) { // the busy test inline
+		f.wakeProducers(f.cur-freed, f.cur)
+	}
+}
+
+// wakeProducers wakes the sleeping producers that our move of the cursor
+// from old to cur may unblock: those whose line names no position they
+// wait for (many producers), and those that wait for every subscriber to
+// reach a position we have just reached: a producer blocked by the slowest
+// subscriber is not woken by every move of the others.
+func (f *fanoutReceiver) wakeProducers(old, cur uint64) {
+	r := f.r
+	sl := r.sleepers[producerSide]
+	// Acquire, SYNC(fence-agreement), as in wakeFenced.
+	if !r.light || sl.flags.Load() != 0 {
+		atomicx.Fence() // SYNC(dekker): our cursor before our loads of the masks
+	}
+	first, _ := r.lines(producerSide)
+	k := cur - old // a slot freed wakes one producer at most, as wakeFenced does
+	for w := 0; w < r.words(producerSide) && k > 0; w++ {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
+		for m := sl.masks[w].Load() & r.lineBits(producerSide, w); m != 0 && k > 0; m &= m - 1 {
+			local := 64*w + bits.TrailingZeros64(m)
+			// Acquire, SYNC(fanout-want): pairs with the release store in
+			// fanoutSender.want, made before the sleeper announced itself.
+			if want := r.roles.At(uint64(first + local)).cursor.Load(); want != 0 && (old >= want || cur < want) {
+				continue // we did not just reach what it waits for
+			}
+			if r.wakeLine(producerSide, local) {
+				k--
+			}
+		}
 	}
 }
 

@@ -133,6 +133,7 @@ func (s *fanoutSender) claim(k uint64) (pos, n uint64, err error) {
 	if !s.multi {
 		pos = s.tail
 		if n = s.room(pos, k); n == 0 && (!s.full() || s.room(pos, k) == 0) {
+			s.want(pos)
 			return pos, 0, nil
 		}
 		n = s.room(pos, k)
@@ -153,6 +154,24 @@ func (s *fanoutSender) claim(k uint64) (pos, n uint64, err error) {
 	}
 	s.mark(pos, n)
 	return pos, n, nil
+}
+
+// want records on our line, for the only producer of a Block ring, the
+// position every subscriber must pass before we can claim pos, so that a
+// subscriber wakes us only when its progress crosses it (consume_fanout.go,
+// wakeProducers); 0 says nothing. It is stored when a claim finds the ring
+// full, before any sleep announces us, and stays the same while we are
+// blocked at pos (only we move the tail).
+func (s *fanoutSender) want(pos uint64) {
+	if !s.block || s.multi || pos < s.r.n {
+		return
+	}
+	// Release, SYNC(fanout-want): pairs with the subscribers' acquire load
+	// in wakeProducers, made after they see our sleep bit, which the
+	// announcing CAS sets after this store.
+	if w := pos - s.r.n + 1; s.line.cursor.Load() != w {
+		atomicx.StoreRelease(&s.line.cursor, w)
+	}
 }
 
 // mark marks the n slots from pos busy before they are written.
