@@ -187,7 +187,15 @@ func (f *fanoutReceiver) lapped(c, v uint64) error {
 		q = v // being written for v
 	}
 	next := q - f.r.n + 1
-	if tail, err := f.r.fanoutTail(); err == nil && tail > next+f.r.n {
+	tail, err := f.r.fanoutTail()
+	switch {
+	case err != nil:
+		return err
+	case q > tail+f.r.n:
+		// No producer got there: a scribbled sequence word, which must not
+		// move our cursor past every message to come.
+		return fmt.Errorf("%w: slot of position %d has sequence %#x, past the tail %d", ErrCorrupt, c, v, tail)
+	case tail > next+f.r.n:
 		next = tail - f.r.n // lapped further since: the oldest the tail leaves
 	}
 	lost := next - c

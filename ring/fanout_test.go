@@ -347,3 +347,37 @@ func TestFanoutNoAlloc(t *testing.T) {
 		t.Fatalf("%v allocations per round", n)
 	}
 }
+
+// TestFanoutHostile: sequence words no producer writes are ErrCorrupt for
+// a subscriber, never a hang or a jump past every message to come.
+func TestFanoutHostile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seq  func(pos, n uint64) uint64
+	}{
+		{"far-ahead", func(pos, n uint64) uint64 { return pos + 1 + n<<40 }},
+		{"not-its-slot", func(pos, n uint64) uint64 { return pos + 3 }},
+		{"held-bit", func(pos, n uint64) uint64 { return (pos + 1) | seqHeld }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testRing(t, heap, fanOpts(SPMC, Overwrite, 8))
+			c, _ := r.NewSubscriber(nil)
+			p, _ := r.NewProducer()
+			p.TrySend(1, msg(0))
+			r.descs.At(0).seq.Store(tc.seq(0, r.n))
+			buf := make([]byte, 200)
+			if _, _, err := c.TryReceive(buf); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("receive: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	// A resumed subscription whose cursor is past the tail.
+	r := testRing(t, heap, fanOpts(SPMC, PolicyBlock, 8))
+	c, _ := r.NewSubscriber(&SubscribeOptions{Name: "x"})
+	line := c.fan.line
+	c.Close()
+	line.cursor.Store(1 << 50)
+	if _, err := r.NewSubscriber(&SubscribeOptions{Name: "x"}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("resume past the tail: %v", err)
+	}
+}
