@@ -303,17 +303,41 @@ func (r *Ring) takeSubscriber(name uint64, recover func(h *handle, prev uint64) 
 }
 
 // fanoutTail returns the end of what producers have claimed (many
-// producers) or published (one), as a subscriber that joins sees it.
+// producers) or published (one), as a subscriber that joins sees it. With
+// one producer, that is the first position from its stored tail (which
+// lags by less than N/2) whose slot is not published for it; a producer
+// that laps the slots during the look (Overwrite) makes it start again
+// from the newer stored tail, a bounded number of times, and then it
+// returns what it found: a lower bound, which costs a joiner at most a
+// lap report.
 func (r *Ring) fanoutTail() (uint64, error) {
-	// Acquire: the tail; with one producer, a start for the scan of the
+	// Acquire: the tail; with one producer, a start for the look at the
 	// slots it published after storing it.
 	tail := r.prod.pos.Load()
 	if r.g.mode.multiProducer() {
 		return tail, nil
 	}
-	pos, ok := r.publishedFrom(tail)
-	if !ok {
-		return 0, fmt.Errorf("%w: more than %d slots published after the tail %d", ErrCorrupt, r.n, tail)
+	pos := tail
+	for attempt := 0; attempt < 8; attempt++ {
+		lapped := false
+		for k := uint64(0); k <= r.n; k++ {
+			pos = tail + k
+			// Acquire, SYNC(slot-publish): what the slot holds now.
+			seq := r.descs.At(pos & r.mask).seq.Load() &^ seqSkip
+			if seq != pos+1 {
+				lapped = seq > pos+1
+				break
+			}
+		}
+		if !lapped {
+			return pos, nil
+		}
+		// Acquire: the stored tail again, which the producer moved on.
+		if t := r.prod.pos.Load(); t > tail {
+			tail = t
+			continue
+		}
+		return pos, nil
 	}
 	return pos, nil
 }
