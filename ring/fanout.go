@@ -323,7 +323,7 @@ func (r *Ring) fanoutTail() (uint64, error) {
 		for k := uint64(0); k <= r.n; k++ {
 			pos = tail + k
 			// Acquire, SYNC(slot-publish): what the slot holds now.
-			seq := r.descs.At(pos & r.mask).seq.Load() &^ seqSkip
+			seq := r.descs.At(pos&r.mask).seq.Load() &^ seqSkip
 			if seq != pos+1 {
 				lapped = seq > pos+1
 				break
