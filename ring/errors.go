@@ -141,6 +141,7 @@ type LapError struct {
 	Lost uint64 // messages lost since the last report
 }
 
+// Error says how many messages were lost.
 func (e LapError) Error() string {
 	return fmt.Sprintf("ring: subscriber lapped: %d messages lost", e.Lost)
 }

@@ -76,7 +76,7 @@ type header struct {
 	Version       uint32  // 8: layoutVersion
 	LineSize      uint32  // 12: lineSize
 	Mode          uint32  // 16: Mode (SPSC..MPMC)
-	Features      uint32  // 20: feature bits: featureSelective; the others zero in version 2
+	Features      uint32  // 20: feature bits: featureSelective, featureFanout, featureOverwrite; the others zero in version 2
 	MaxMessage    uint32  // 24: largest message, in bytes
 	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline
 	SlotCount     uint32  // 32: slots, a power of two
