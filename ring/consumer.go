@@ -33,6 +33,7 @@ type Consumer struct {
 	d receiver
 
 	sel       *selectReceiver // d, on a ring created for selective receive; nil otherwise
+	fan       *fanoutReceiver // d, on a fan-out ring (a subscriber); nil otherwise
 	peeked    bool            // a Peek or PeekBatch is outstanding
 	peekPos   uint64          // its first position
 	peekCount uint64          // how many positions from there it holds
@@ -92,6 +93,9 @@ const takeAttempts = 64
 // goes on with the next message not yet consumed, and a message the dead one
 // was looking at in place is delivered again (see [Consumer.Peek]).
 func (r *Ring) NewConsumer() (*Consumer, error) {
+	if r.g.fan.on {
+		return r.NewSubscriber(nil) // fanout.go
+	}
 	c := &Consumer{}
 	h, err := r.take(consumerSide, func(h *handle, prev uint64) error {
 		var err error
@@ -188,6 +192,9 @@ func receiveOne(d receiver, r *Ring, buf []byte) (n int, typ int64, ok bool, err
 // too large for its buffer ends the batch; if it is the first, the error
 // says so and the message stays for a later call.
 func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
+	if c.fan != nil {
+		return c.fanoutBatch(msgs) // consume_fanout.go
+	}
 	r := c.h.r
 	bytes := 0
 	for attempt := 0; got < len(msgs) && attempt < len(msgs)+takeAttempts; attempt++ {
@@ -440,6 +447,9 @@ type Peeked struct {
 // tryPeek takes the next message for in-place reading, claiming up to k
 // positions if this consumer holds none (a batch holds the rest).
 func (c *Consumer) tryPeek(k uint64) (Peeked, bool, error) {
+	if c.fan != nil {
+		return c.fanoutPeek(k) // consume_fanout.go
+	}
 	r := c.h.r
 	for attempt := 0; attempt < takeAttempts; attempt++ {
 		pos, ok, err := c.d.next(k)
@@ -692,6 +702,9 @@ func (c *Consumer) releasePeeked() error {
 		c.d.release(c.peekPos + i)
 	}
 	c.d.done(c.peekCount, c.peekLen)
+	if c.fan != nil {
+		return c.fan.releaseErr() // ErrOverwritten
+	}
 	return nil
 }
 

@@ -82,6 +82,24 @@
 // (cmd/ringbench's server does so, keeping at most one reply per client),
 // or uses a ring for each direction.
 //
+// # Fan-out
+//
+// A ring created with Options.Fanout (mode SPMC or MPMC) gives every
+// subscriber every message: [Ring.NewSubscriber] (or NewConsumer) returns
+// a Consumer with its own cursor, which receives what was published after
+// it joined, or from the oldest message still in the ring, with every
+// receive call including Peek and PeekBatch. Options.Policy chooses what a
+// slow subscriber costs: under PolicyBlock producers wait for the slowest
+// live one (a dead one leaves at once; one that alone holds the ring full
+// for Options.EvictAfter is evicted and gets [ErrEvicted]); under
+// Overwrite (one producer) they never wait, and a lapped subscriber gets a
+// [LapError] with the exact number it lost and goes on at the oldest
+// message left. A named subscription is durable: taken again by name, it
+// resumes where it was. [Ring.Subscribers] reports each subscription. The
+// race detector cannot check Overwrite's sequence-locked reads of a heap
+// ring (they race with the overwrite by design, and are then discarded):
+// run it over a segment.
+//
 // # Progress
 //
 // The ring is lock-free in the sense that matters between processes: no

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 
 	"github.com/shmring/shmring/ipc"
@@ -111,3 +112,39 @@ func (*foreignError) Error() string { return "ring: the key holds another owner'
 
 // Is makes ErrForeign match fs.ErrExist: the key is taken.
 func (*foreignError) Is(target error) bool { return target == fs.ErrExist }
+
+// Errors of fan-out rings (Options.Fanout).
+var (
+	// ErrEvicted is returned by every receiving call of a subscriber that
+	// producers evicted: under the Block policy, it alone held the ring
+	// full for Options.EvictAfter (it was stopped, or stuck). It is out
+	// of the gate producers wait for; Close it, and subscribe again (a
+	// durable subscription resumes from the oldest message still there,
+	// counting what it lost).
+	ErrEvicted = errors.New("ring: subscriber evicted for holding the ring full")
+
+	// ErrOverwritten is returned by [Consumer.Release] of a subscriber
+	// when a producer overwrote a message it held in place (Peek) before
+	// the release, under the Overwrite policy: what the caller read of it
+	// may be torn, and must be discarded. The message counts as lost.
+	ErrOverwritten = errors.New("ring: message overwritten while held in place")
+
+	// ErrLapped is matched by the [LapError] a subscriber's call returns
+	// when producers overwrote messages it had not yet received: the
+	// subscriber goes on at the oldest message still in the ring.
+	ErrLapped = errors.New("ring: subscriber lapped")
+)
+
+// LapError reports messages a subscriber lost because producers lapped
+// it; it matches [ErrLapped].
+type LapError struct {
+	Lost uint64 // messages lost since the last report
+}
+
+// Error says how many messages were lost.
+func (e LapError) Error() string {
+	return fmt.Sprintf("ring: subscriber lapped: %d messages lost", e.Lost)
+}
+
+// Is makes a LapError match ErrLapped.
+func (e LapError) Is(target error) bool { return target == ErrLapped }

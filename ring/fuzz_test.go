@@ -42,7 +42,7 @@ func FuzzValidateHeader(f *testing.F) {
 			b[off] ^= 1 << (off % 8)
 			f.Add(b)
 		}
-		for _, g := range []geometry{{SPSC, 8, 3, 1, 1, false}, {MPMC, 1 << 30, 2, 1, 1, false}, {SPSC, 8, 2, 1 << 10, 1, false}, {MPMC, 89, 4, 2, 2, false}} {
+		for _, g := range []geometry{{SPSC, 8, 3, 1, 1, false, fanoutShape{}}, {MPMC, 1 << 30, 2, 1, 1, false, fanoutShape{}}, {SPSC, 8, 2, 1 << 10, 1, false, fanoutShape{}}, {MPMC, 89, 4, 2, 2, false, fanoutShape{}}} {
 			b := bytes.Clone(valid)
 			writeGeometry(b, g)
 			f.Add(b)

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math/bits"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/shmring/shmring/internal/atomicx"
@@ -75,7 +76,7 @@ type header struct {
 	Version       uint32  // 8: layoutVersion
 	LineSize      uint32  // 12: lineSize
 	Mode          uint32  // 16: Mode (SPSC..MPMC)
-	Features      uint32  // 20: feature bits: featureSelective; the others zero in version 2
+	Features      uint32  // 20: feature bits: featureSelective, featureFanout, featureOverwrite; the others zero in version 2
 	MaxMessage    uint32  // 24: largest message, in bytes
 	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline
 	SlotCount     uint32  // 32: slots, a power of two
@@ -94,7 +95,7 @@ type header struct {
 	Created       int64   // 104: creation time, Unix nanoseconds
 	LegacyReady   uint32  // 112: legacyReady (see there)
 	_             uint32  // 116
-	_             uint64  // 120
+	EvictAfter    int64   // 120: fan-out, Block policy: eviction time in nanoseconds (geometry.evictAfter); 0 otherwise
 }
 
 // sealLine is line 1, the rest of the write-once header: the instance id,
@@ -119,8 +120,9 @@ const (
 // consume). Positions count slots from 0 and never wrap in practice (2^64
 // at a billion a second is five centuries).
 type cursorLine struct {
-	pos atomic.Uint64 // 0: single side: release store by its owner; multi: CAS
-	_   [lineSize - 8]byte
+	pos   atomic.Uint64 // 0: single side: release store by its owner; multi: CAS
+	joins atomic.Uint64 // 8: producer line of a fan-out ring: subscriptions begun, so that producers read the gate again (fanout.go)
+	_     [lineSize - 16]byte
 }
 
 // sleepLine announces the sleepers of one side. A handle about to sleep
@@ -166,6 +168,15 @@ const flagRemoved = 1
 // receive (Options.Selective).
 const featureSelective = 1
 
+// featureFanout and featureOverwrite in header.Features: a fan-out ring
+// (Options.Fanout), and its slow-subscriber policy Overwrite
+// (consume_fanout.go).
+const (
+	featureFanout    = 1 << 4
+	featureOverwrite = 1 << 5
+	knownFeatures    = featureSelective | featureFanout | featureOverwrite
+)
+
 // roleLine records who holds one role and what it has in hand. Line i is
 // locked by semaphore semLocks+i: its holder, or a process recovering it,
 // keeps that semaphore at 1 with SEM_UNDO, so the kernel unlocks it when
@@ -185,7 +196,12 @@ type roleLine struct {
 	since    atomic.Int64  // 64: when the holder took the line, Unix nanoseconds
 	selector atomic.Uint64 // 72: a selective consumer's selector (encodeSelector), for its wakers
 	peekEnd  atomic.Uint64 // 80: with peek, the end of the positions held in place by PeekBatch; ≤ peek: peek's alone
-	_        [lineSize - 88]byte
+	// Fan-out subscribers (consume_fanout.go) only:
+	cursor atomic.Uint64 // 88: the subscriber's next position; release store by its holder
+	name   atomic.Uint64 // 96: NameHash of a durable subscription's name; 0: anonymous
+	lost   atomic.Uint64 // 104: messages the subscription lost to producers that lapped it, cumulative
+	evict  atomic.Uint64 // 112: the generation (state>>8) of the holder a producer evicted; CAS by producers, the one word of the line others write
+	_      uint64        // 120
 }
 
 // count adds n messages of bytes payload bytes to the line's counters.
@@ -260,7 +276,15 @@ type geometry struct {
 	slots        int
 	maxProducers int
 	maxConsumers int
-	selective    bool // featureSelective: consumers receive by selector (consume_select.go)
+	selective    bool        // featureSelective: consumers receive by selector (consume_select.go)
+	fan          fanoutShape // fan-out rings (fanout.go); zero otherwise
+}
+
+// fanoutShape is the fan-out part of a geometry.
+type fanoutShape struct {
+	on         bool          // featureFanout: every subscriber receives every message (consume_fanout.go)
+	policy     Policy        // PolicyBlock, or Overwrite (featureOverwrite): producers never wait for subscribers
+	evictAfter time.Duration // Block policy: evict a live subscriber that held the ring full this long; 0: never
 }
 
 func (g geometry) roles() int       { return g.maxProducers + g.maxConsumers }
@@ -298,7 +322,7 @@ func (g geometry) check() error {
 	case uint64(g.slots)*uint64(lineSize+g.slotSize()) > maxTotal:
 		return fmt.Errorf("%w: %d slots of %d bytes exceed %d bytes", ErrInvalid, g.slots, lineSize+g.slotSize(), uint64(maxTotal))
 	}
-	return nil
+	return g.checkFanout() // fanout.go
 }
 
 // identity is what the creator records about itself and the ring.
@@ -321,6 +345,8 @@ func writeHeader(b []byte, h *header, s *sealLine, g geometry, who identity) {
 	if g.selective {
 		h.Features = featureSelective
 	}
+	h.Features |= g.fanoutFeatures()
+	h.EvictAfter = int64(g.fan.evictAfter)
 	h.MaxMessage = uint32(g.maxMessage)
 	h.SlotSize = uint32(g.slotSize())
 	h.SlotCount = uint32(g.slots)
@@ -366,6 +392,7 @@ const (
 	offTotal       = 72
 	offKey         = 80
 	offSemID       = 84
+	offEvictAfter  = 120
 	offReserved    = lineSize + 16
 	reservedLength = checksumOffset - offReserved
 )
@@ -410,6 +437,8 @@ func validateHeader(b []byte) (geometry, error) {
 		maxProducers: int(le.Uint32(b[offProducers:])),
 		maxConsumers: int(le.Uint32(b[offConsumers:])),
 		selective:    le.Uint32(b[offFeatures:])&featureSelective != 0,
+		fan: fanoutShape{on: le.Uint32(b[offFeatures:])&featureFanout != 0, policy: policyOf(le.Uint32(b[offFeatures:])),
+			evictAfter: time.Duration(le.Uint64(b[offEvictAfter:]))},
 	}
 	if err := g.check(); err != nil {
 		return geometry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -417,8 +446,8 @@ func validateHeader(b []byte) (geometry, error) {
 	// Every derived number must match what the geometry implies, so that
 	// nothing read later from the header can point outside the segment.
 	switch slotSize, sems := le.Uint32(b[offSlotSize:]), le.Uint32(b[offSemCount:]); {
-	case le.Uint32(b[offFeatures:])&^featureSelective != 0:
-		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d knows only %#x", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion, featureSelective)
+	case le.Uint32(b[offFeatures:])&^knownFeatures != 0:
+		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d knows only %#x", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion, knownFeatures)
 	case int64(slotSize) != int64(g.slotSize()):
 		return geometry{}, fmt.Errorf("%w: slot size %d, geometry implies %d", ErrCorrupt, slotSize, g.slotSize())
 	case int64(sems) != int64(semCount(g.roles())):

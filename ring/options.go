@@ -153,6 +153,16 @@ type Options struct {
 
 	// Wait is how this process's handles wait.
 	Wait Waiting
+
+	// Fanout makes a fan-out ring, in mode SPMC or MPMC: every subscriber
+	// ([Ring.NewSubscriber]) receives every message, and MaxConsumers is
+	// the most subscribers attached at once (default DefaultRoles). Policy
+	// says what producers do about a slow subscriber, EvictAfter (Block
+	// policy only; 0: never) after how long one that alone holds the ring
+	// full is evicted. See fanout.go's doc in [Ring.NewSubscriber].
+	Fanout     bool
+	Policy     Policy
+	EvictAfter time.Duration
 }
 
 // OpenOptions configures [Open]. The ring's geometry comes from its header.
@@ -172,6 +182,7 @@ type OpenOptions struct {
 func (o *Options) geometry() geometry {
 	g := geometry{mode: o.Mode, maxMessage: o.MaxMessage, slots: o.Slots,
 		maxProducers: o.MaxProducers, maxConsumers: o.MaxConsumers, selective: o.Selective}
+	g.fan = fanoutShape{on: o.Fanout, policy: o.Policy, evictAfter: o.EvictAfter}
 	if g.mode == 0 {
 		g.mode = SPSC
 	}

@@ -77,7 +77,9 @@ func (r *Ring) NewProducer() (*Producer, error) {
 	p := &Producer{max: r.maxSize}
 	h, err := r.take(producerSide, func(h *handle, prev uint64) error {
 		var err error
-		if r.g.mode.multiProducer() {
+		if r.g.fan.on {
+			p.d, err = newFanoutSender(h) // produce_fanout.go
+		} else if r.g.mode.multiProducer() {
 			p.d, err = newMultiSender(h)
 		} else {
 			p.d, err = newSingleSender(h)
@@ -89,6 +91,9 @@ func (r *Ring) NewProducer() (*Producer, error) {
 	}
 	p.h = h
 	h.recoverPeers = h.reapDead
+	if fs, ok := p.d.(*fanoutSender); ok {
+		h.recoverPeers = fs.recoverPeers
+	}
 	h.closer = p.closeLocal
 	if err := r.register(h); err != nil {
 		return nil, errors.Join(err, h.close())

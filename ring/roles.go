@@ -82,6 +82,7 @@ type handle struct {
 	recheck   bool          // a recovery waits for a live peer's intent: look again soon
 	cancelled atomic.Uint32 // a context's wake-up has finished (see sleep)
 	lastCheck time.Time     // last full peer check
+	wakeBy    time.Time     // if set, a sleep ends by then: a fan-out producer's eviction deadline
 	tries     uint64        // Try calls that found nothing, for stuck
 	closeOnce sync.Once
 	closeErr  error

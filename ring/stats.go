@@ -22,6 +22,9 @@ type Stats struct {
 	Recovered      uint64 // slots skipped because their producer died before committing
 	Redelivered    uint64 // messages delivered again because their consumer died looking at them
 	Reaped         uint64 // role lines of dead holders found and cleaned up
+	// On a fan-out ring, Received counts the messages the subscriptions
+	// received, and Depth is what the slowest live subscriber has yet to
+	// receive; [Ring.Subscribers] details each subscription.
 }
 
 // SemOps returns the semaphore operations the counters record: sleeps plus
@@ -109,6 +112,9 @@ func (r *Ring) Stats() Stats {
 	}
 	if r.g.selective {
 		s.Received = selReceived // messages delivered, not the head
+	}
+	if r.g.fan.on {
+		r.fanoutStats(&s, nil, false, r.statVals, known) // fanout.go: the counters only
 	}
 	return s
 }

@@ -242,6 +242,9 @@ func (h *handle) sleepFor(ctx context.Context, recheck bool) time.Duration {
 	if recheck {
 		d = min(d, recheckSlice)
 	}
+	if !h.wakeBy.IsZero() {
+		d = min(d, max(time.Until(h.wakeBy), time.Microsecond))
+	}
 	return d
 }
 

@@ -199,6 +199,9 @@ type config struct {
 	json       bool
 	md         bool
 	debug      bool
+
+	subscribers int         // -subscribers: the fan-out benchmark (fanout.go) instead of the rest
+	policy      ring.Policy // -policy of the fan-out ring
 }
 
 // usageError is a bad command line: ringbench exits with status 2.
@@ -232,6 +235,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"server (a server and -clients clients, replies typed by the client's pid: requests/s);\n"+
 			"without -mode, only the patterns run")
 		clients = fs.String("clients", "1", "comma-separated client `counts` of -pattern server (1 to 64)")
+		policy  = fs.String("policy", "block", "fan-out (-subscribers): slow-subscriber policy, block or overwrite")
 	)
 	c := &config{}
 	fs.DurationVar(&c.duration, "duration", time.Second, "measured `time` of each run")
@@ -248,6 +252,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per result, one per line")
 	fs.BoolVar(&c.md, "md", false, "print markdown tables")
 	fs.BoolVar(&c.debug, "debug", false, "print the IPC objects and processes ringbench makes on standard error")
+	fs.IntVar(&c.subscribers, "subscribers", 0, "fan-out: `n` subscriber processes of one fan-out ring, beside the 1:1 ring and n separate 1:1 rings\n"+
+		"written in turn (only this runs; -sizes, -duration, -warmup, -count, -slots, -wait apply)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -299,8 +305,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := parsePatterns(c, *pattern, *clients, set); err != nil {
+	var err error
+	if err = parsePatterns(c, *pattern, *clients, set); err != nil {
 		return nil, err
+	}
+	if c.policy, err = ring.ParsePolicy(*policy); err != nil {
+		return nil, usagef("-policy: unknown policy %q (want block or overwrite)", *policy)
+	}
+	if c.subscribers < 0 || c.subscribers > 64 {
+		return nil, usagef("-subscribers must be from 1 to 64, not %d", c.subscribers)
 	}
 	w, err := ring.ParseWaitStrategy(*wait)
 	if err != nil {
@@ -378,6 +391,9 @@ func main() {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(childMain(spec))
 	}
+	if role := os.Getenv(fanoutEnv); role != "" {
+		os.Exit(fanoutChild(role)) // fanout.go
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -425,6 +441,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		os.Exit(signalStatus(s))
 	}()
 
+	if cfg.subscribers > 0 {
+		err := runFanout(ctx, cfg, stdout) // fanout.go
+		if cerr := cleanup.runAll(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ringbench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	prog := newProgress(stderr)
 	results, err := benchmark(ctx, cfg, prog)
 	prog.clear()

@@ -1,0 +1,468 @@
+package ring
+
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/shmring/shmring/internal/atomicx"
+)
+
+// fanoutReceiver is the discipline of a subscriber of a fan-out ring
+// (fanout.go). It owns its cursor, on its own role line: the messages from
+// the cursor on are its own to read, with no claim, and it never writes a
+// slot. It finishes them by moving the cursor, with one release store per
+// call however many it finished (SYNC(fanout-cursor)); under the Block
+// policy producers wait for that store.
+//
+// Every read is checked after the copy, as the reader's half of a sequence
+// lock: the slot's seq is loaded again after a load-load barrier, and a
+// message whose seq changed is not delivered (SYNC(fanout-overwrite)); the
+// next look finds the lap. A message held in place (Peek) is checked at
+// Release, which reports ErrOverwritten for it.
+//
+// The cursor moves only after a message is finished, so a durable
+// subscriber that resumes after its death starts where the dead one
+// stopped and delivers again what it was reading or looking at in place;
+// the latter is named on the line (peek, peekEnd), and flagged.
+type fanoutReceiver struct {
+	r    *Ring
+	h    *handle
+	line *roleLine
+
+	gen       uint64 // our line's generation: an evict word equal to it evicts us
+	cur       uint64 // next position
+	published uint64 // the cursor as last stored
+	seq       uint64 // the seq word of the message next returned, as it saw it
+	block     bool   // PolicyBlock: producers may sleep on our cursor
+	fresh     bool   // a new subscription from the newest message: joined moves it to the tail
+	evicted   bool
+	pending   uint64 // lost messages not yet reported (LapError)
+	overwrote uint64 // held messages that Release found overwritten, since the last done
+	relErr    bool   // the last Release found one
+	flagPos   uint64 // position+1 of the first message a dead predecessor held in place
+	flagEnd   uint64 // the end of those
+	named     bool   // our line's peek names a position
+}
+
+// newFanoutReceiver prepares line h.line, whose lock we hold and whose
+// previous state was prev, for a subscriber: resuming the subscription of
+// name if the line holds it, or starting a new one.
+func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutReceiver, error) {
+	r, e := h.r, h.line
+	f := &fanoutReceiver{r: r, h: h, line: e, block: r.g.fan.policy == PolicyBlock}
+	tail, err := r.fanoutTail()
+	if err != nil {
+		return nil, err
+	}
+	// Acquire: what the line's previous holder left; we hold its lock, so
+	// it cannot change under us.
+	resume := name != 0 && e.name.Load() == name && status(prev) != roleFree
+	var cur uint64
+	switch {
+	case resume:
+		// Acquire: the dead or closed holder's cursor; it finished
+		// everything below it.
+		cur = e.cursor.Load()
+		if cur > tail {
+			return nil, fmt.Errorf("%w: subscriber line %d is at position %d, past the tail %d", ErrCorrupt, h.local, cur, tail)
+		}
+		if peek := e.peek.Load(); peek == cur+1 {
+			f.flagPos, f.flagEnd, f.named = peek, heldEnd(r, e, cur), true
+		} else if peek != 0 {
+			// Release: stale (released before its holder left); not ours.
+			atomicx.StoreRelease(&e.peek, 0)
+		}
+		if cur+r.n < tail {
+			// Overwritten while nobody held the subscription: lost.
+			old := r.oldest(tail)
+			f.pending += old - cur
+			atomicx.AddRelaxed(&e.lost, old-cur)
+			cur = old
+		}
+	case from == Oldest:
+		cur = r.oldest(tail)
+	default:
+		cur, f.fresh = tail, true
+	}
+	if !resume {
+		// A new subscription: the line's counters are its own from now on.
+		// Relaxed would do: published by the release store of state.
+		e.msgs.Store(0)
+		e.bytes.Store(0)
+		e.lost.Store(0)
+		atomicx.StoreRelease(&e.peek, 0)
+		e.name.Store(name)
+	}
+	// Relaxed would do for both: published by the release store of state
+	// in takeLine, before which no producer counts the line.
+	e.evict.Store(0)
+	atomicx.StoreRelease(&e.cursor, cur)
+	f.cur, f.published = cur, cur
+	step("fanout:recovered")
+	return f, nil
+}
+
+// joined finishes the subscription once the line is active: the join
+// barrier, then, for a new subscription from the newest message, the
+// tail again, since a producer that missed the line may have overwritten
+// what was published before it.
+func (f *fanoutReceiver) joined() error {
+	f.gen = f.h.state >> 8
+	joinFence()
+	f.r.announceJoin()
+	if !f.fresh {
+		return nil
+	}
+	tail, err := f.r.fanoutTail()
+	if err != nil {
+		return err
+	}
+	if tail > f.cur {
+		f.cur = tail
+		f.publish()
+	}
+	return nil
+}
+
+// check reports what a call must say before it looks at the ring: evicted
+// (sticky), or lapped since the last report.
+func (f *fanoutReceiver) check() error {
+	// Acquire, SYNC(fanout-evict): pairs with the producers' CAS in
+	// evictAt; loaded once per call, from our own line.
+	if f.evicted || f.line.evict.Load() == f.gen {
+		f.evicted = true
+		return ErrEvicted
+	}
+	if f.pending > 0 {
+		lost := f.pending
+		f.pending = 0
+		return LapError{Lost: lost}
+	}
+	return nil
+}
+
+func (f *fanoutReceiver) next(uint64) (uint64, bool, error) {
+	if err := f.check(); err != nil {
+		return 0, false, err
+	}
+	r := f.r
+	start := f.cur
+	for k := uint64(0); k <= r.n; k++ {
+		c := f.cur
+		// Acquire, SYNC(slot-publish): pairs with the producers' release
+		// store of seq in publish; the slot's descriptor and payload are
+		// visible, until a producer marks it busy again.
+		seq := r.descs.At(c & r.mask).seq.Load()
+		v := seq &^ seqSkip
+		switch {
+		case seq == c+1:
+			f.seq = seq
+			if f.cur != start {
+				f.publish() // the holes passed: producers may wait for them
+			}
+			return c, true, nil
+		case seq&seqHeld != 0 || (v-c)&r.mask > 1:
+			return 0, false, fmt.Errorf("%w: slot of position %d has sequence %#x", ErrCorrupt, c, seq)
+		case v == c+1:
+			f.cur++ // a hole: its producer died before filling it
+		case v <= c:
+			if f.cur != start {
+				f.publish()
+			}
+			return 0, false, nil // not published yet
+		default:
+			return 0, false, f.lapped(c, v)
+		}
+	}
+	return 0, false, fmt.Errorf("%w: more than %d holes in a row", ErrCorrupt, r.n)
+}
+
+// lapped moves the cursor, at c, past the messages that producers
+// overwrote: the slot of c holds (or is being written for) the position
+// v-1 (or v), so every position up to N before that is gone, and the
+// others may still be there. It counts them lost and returns the report.
+func (f *fanoutReceiver) lapped(c, v uint64) error {
+	q := v - 1 // published for v-1
+	if (v-c)&f.r.mask == 0 {
+		q = v // being written for v
+	}
+	next := q - f.r.n + 1
+	tail, err := f.r.fanoutTail()
+	switch {
+	case err != nil:
+		return err
+	case q > tail+f.r.n:
+		// No producer got there: a scribbled sequence word, which must not
+		// move our cursor past every message to come.
+		return fmt.Errorf("%w: slot of position %d has sequence %#x, past the tail %d", ErrCorrupt, c, v, tail)
+	case tail > next+f.r.n:
+		next = tail - f.r.n // lapped further since: the oldest the tail leaves
+	}
+	lost := next - c
+	f.cur = next
+	// Relaxed, one writer: our line's counter, for Stats.
+	atomicx.AddRelaxed(&f.line.lost, lost)
+	f.publish()
+	f.pending += lost
+	step("fanout:lapped")
+	return f.check()
+}
+
+// moved reports whether the slot of pos no longer holds what next saw:
+// the reader's half of the sequence lock.
+func (f *fanoutReceiver) moved(pos uint64) bool {
+	// SYNC(fanout-overwrite): the barrier orders our reads of the message
+	// before the load of seq; pairs with the producers' mark and
+	// store-store barrier in fanoutSender.mark.
+	atomicx.LoadLoad()
+	// Acquire: the seq word again.
+	return f.r.descs.At(pos&f.r.mask).seq.Load() != f.seq
+}
+
+func (f *fanoutReceiver) take(pos uint64) bool {
+	if f.moved(pos) {
+		return false // overwritten while we copied it: the next look finds the lap
+	}
+	f.cur = pos + 1
+	return true
+}
+
+func (f *fanoutReceiver) hold(pos uint64) bool {
+	// Release, SYNC(claim): our line names the message we look at before
+	// we hand it out, so that our subscription, resumed, delivers it again.
+	atomicx.StoreRelease(&f.line.peek, pos+1)
+	f.named = true
+	step("fanout:held")
+	return true
+}
+
+func (f *fanoutReceiver) following(first, k uint64) uint64 {
+	return publishedAfter(f.r, first, min(k, f.r.n-1))
+}
+
+func (f *fanoutReceiver) holdTo(_, end uint64) {
+	// Release, SYNC(claim): as hold, for the rest of a batch.
+	atomicx.StoreRelease(&f.line.peekEnd, end)
+}
+
+func (f *fanoutReceiver) release(pos uint64) {
+	f.seq = pos + 1 // what a held message's slot holds
+	if f.moved(pos) {
+		f.overwrote++
+	}
+	f.cur = pos + 1
+}
+
+func (f *fanoutReceiver) done(n uint64, bytes int) {
+	f.relErr = f.overwrote > 0
+	if f.overwrote > 0 {
+		lost := min(f.overwrote, n)
+		n -= lost
+		// Relaxed, one writer: our line's counter.
+		atomicx.AddRelaxed(&f.line.lost, lost)
+		f.overwrote = 0
+	}
+	f.publish()
+	f.line.count(n, bytes)
+	// Acquire above would do: our own line's peek.
+	if f.named && f.cur >= f.line.peek.Load() {
+		// Release, SYNC(claim): the message it names is finished, after
+		// the cursor.
+		atomicx.StoreRelease(&f.line.peek, 0)
+		f.named = false
+	}
+}
+
+// publish stores the cursor if it moved, and wakes producers that sleep
+// on it (Block).
+func (f *fanoutReceiver) publish() {
+	freed := f.cur - f.published
+	if freed == 0 {
+		return
+	}
+	f.published = f.cur
+	// Release, SYNC(fanout-cursor): pairs with the producers' acquire load
+	// of the cursor in refresh; our reads of the slots below it are done
+	// before they are refilled.
+	atomicx.StoreRelease(&f.line.cursor, f.cur)
+	if f.block && f.r.maySleep(producerSide) { // the busy test inline
+		f.wakeProducers(f.cur-freed, f.cur)
+	}
+}
+
+// wakeProducers wakes the sleeping producers that our move of the cursor
+// from old to cur may unblock: those whose line names no position they
+// wait for (many producers), and those that wait for every subscriber to
+// reach a position we have just reached: a producer blocked by the slowest
+// subscriber is not woken by every move of the others.
+func (f *fanoutReceiver) wakeProducers(old, cur uint64) {
+	r := f.r
+	sl := r.sleepers[producerSide]
+	// Acquire, SYNC(fence-agreement), as in wakeFenced.
+	if !r.light || sl.flags.Load() != 0 {
+		atomicx.Fence() // SYNC(dekker): our cursor before our loads of the masks
+	}
+	first, _ := r.lines(producerSide)
+	k := cur - old // a slot freed wakes one producer at most, as wakeFenced does
+	for w := 0; w < r.words(producerSide) && k > 0; w++ {
+		// Seq-cst load, SYNC(dekker): pairs with the CAS in announce.
+		for m := sl.masks[w].Load() & r.lineBits(producerSide, w); m != 0 && k > 0; m &= m - 1 {
+			local := 64*w + bits.TrailingZeros64(m)
+			// Acquire, SYNC(fanout-want): pairs with the release store in
+			// fanoutSender.want, made before the sleeper announced itself.
+			if want := r.roles.At(uint64(first + local)).cursor.Load(); want != 0 && (old >= want || cur < want) {
+				continue // we did not just reach what it waits for
+			}
+			if r.wakeLine(producerSide, local) {
+				k--
+			}
+		}
+	}
+}
+
+func (f *fanoutReceiver) redelivered(pos uint64) bool {
+	if f.flagPos == 0 || pos+1 < f.flagPos || pos >= f.flagEnd {
+		return false
+	}
+	if pos+1 >= f.flagEnd {
+		f.flagPos = 0
+	}
+	f.r.ctrl.redelivered.Add(1) // relaxed would do: a statistics counter
+	return true
+}
+
+// receiveOne is next, the copy, its check, and done for one message.
+func (f *fanoutReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
+	for attempt := 0; attempt < takeAttempts; attempt++ {
+		pos, ok, err := f.next(1)
+		if err != nil || !ok {
+			return 0, 0, false, err
+		}
+		typ, msg, err := f.r.message(pos)
+		switch {
+		case err != nil && f.moved(pos):
+			continue // a descriptor torn by an overwrite: the next look laps
+		case err != nil:
+			return 0, 0, false, err
+		case len(msg) > cap(buf):
+			if f.moved(pos) {
+				continue
+			}
+			return 0, 0, false, tooLarge(len(msg), cap(buf))
+		}
+		n := copy(buf[:cap(buf)], msg)
+		if !f.take(pos) {
+			continue
+		}
+		if f.flagPos != 0 {
+			f.redelivered(pos)
+		}
+		f.done(1, n)
+		return n, typ, true, nil
+	}
+	return 0, 0, false, nil
+}
+
+// close has nothing to hand back: the cursor is on the line, where a
+// resumed subscription finds it.
+func (f *fanoutReceiver) close() {}
+
+// releaseErr is what Release says after done: ErrOverwritten if a held
+// message was overwritten before it.
+func (f *fanoutReceiver) releaseErr() error {
+	if f.relErr {
+		f.relErr = false
+		return ErrOverwritten
+	}
+	return nil
+}
+
+// fanoutBatch is Consumer.tryBatch for a subscriber: the same loop, with
+// the check after each copy, and a lap that ends the batch reported by the
+// next call.
+func (c *Consumer) fanoutBatch(msgs []Message) (got int, err error) {
+	f, r := c.fan, c.h.r
+	bytes := 0
+	for attempt := 0; got < len(msgs) && attempt < len(msgs)+takeAttempts; attempt++ {
+		pos, ok, nerr := f.next(uint64(len(msgs) - got))
+		if nerr != nil || !ok {
+			err = nerr
+			break
+		}
+		typ, msg, merr := r.message(pos)
+		if merr != nil {
+			if f.moved(pos) {
+				continue
+			}
+			err = merr
+			break
+		}
+		if len(msg) > cap(msgs[got].Data) {
+			if f.moved(pos) {
+				continue
+			}
+			if got == 0 {
+				err = tooLarge(len(msg), cap(msgs[got].Data))
+			}
+			break
+		}
+		n := copy(msgs[got].Data[:cap(msgs[got].Data)], msg)
+		origin, resent := r.meta(pos)
+		if !f.take(pos) {
+			continue
+		}
+		msgs[got].Redelivered = f.redelivered(pos) || resent
+		msgs[got].Type, msgs[got].Data = typ, msgs[got].Data[:n]
+		msgs[got].Origin, msgs[got].Seq = origin, pos
+		bytes += n
+		got++
+	}
+	if got > 0 {
+		f.done(uint64(got), bytes)
+		if le, ok := err.(LapError); ok {
+			f.pending += le.Lost // reported by the next call
+		}
+		return got, nil
+	}
+	return 0, err
+}
+
+// fanoutPeek is Consumer.tryPeek for a subscriber: the message is named on
+// the line before it is checked, and checked again after.
+func (c *Consumer) fanoutPeek(k uint64) (Peeked, bool, error) {
+	f, r := c.fan, c.h.r
+	for attempt := 0; attempt < takeAttempts; attempt++ {
+		pos, ok, err := f.next(k)
+		if err != nil || !ok {
+			return Peeked{}, false, err
+		}
+		f.hold(pos)
+		typ, msg, err := r.message(pos)
+		if f.moved(pos) {
+			// Overwritten already: not held after all.
+			// Release, SYNC(claim): nothing named.
+			atomicx.StoreRelease(&f.line.peek, 0)
+			f.named = false
+			continue
+		}
+		if err != nil {
+			atomicx.StoreRelease(&f.line.peek, 0) // Release, SYNC(claim): nothing named
+			f.named = false
+			return Peeked{}, false, err
+		}
+		c.peeked, c.peekPos, c.peekCount, c.peekLen = true, pos, 1, len(msg)
+		return c.peekedAt(pos, typ, msg), true, nil
+	}
+	return Peeked{}, false, nil
+}
+
+// Lost returns how many messages this subscriber lost to producers that
+// lapped it (or overwrote what it held in place), over the life of its
+// subscription; 0 for a consumer of another kind of ring.
+func (c *Consumer) Lost() uint64 {
+	if c.fan == nil {
+		return 0
+	}
+	// Relaxed would do: our own line's counter.
+	return c.fan.line.lost.Load()
+}
