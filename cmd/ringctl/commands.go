@@ -219,6 +219,12 @@ func runStat(o *options) int {
 				row(fmt.Sprintf("%s %d", h.Role, h.Line), fmt.Sprintf("pid %d, %s, since %s, %d messages, %d bytes",
 					h.PID, alive, h.Since.Format(time.RFC3339), h.Messages, h.Bytes))
 			}
+			if e.Policy != "" {
+				row("fan-out", fmt.Sprintf("policy %s, %d subscriptions", e.Policy, len(e.Subscribers)))
+			}
+			for _, sub := range e.Subscribers {
+				row(fmt.Sprintf("subscriber %d", sub.Line), subscriberText(sub))
+			}
 		}
 		tw.Flush()
 		fmt.Fprintln(o.out)
@@ -391,4 +397,24 @@ func runGC(o *options) int {
 		return exitNoMatches
 	}
 	return exitOK
+}
+
+// subscriberText is one subscription, for stat.
+func subscriberText(s subscriberJSON) string {
+	name := "anonymous"
+	if s.Name != "" {
+		name = "name " + s.Name
+	}
+	state := "dead"
+	switch {
+	case s.Closed:
+		state = "closed"
+	case s.Alive:
+		state = "live"
+	}
+	t := fmt.Sprintf("%s, pid %d, %s, position %d, lag %d, %d received, %d lost", name, s.PID, state, s.Position, s.Lag, s.Received, s.Lost)
+	if s.Evicted {
+		t += ", evicted"
+	}
+	return t
 }

@@ -38,31 +38,47 @@ type holderJSON struct {
 	Bytes    uint64    `json:"bytes"`
 }
 
+// subscriberJSON is one subscription of a fan-out ring.
+type subscriberJSON struct {
+	Line     int    `json:"line"`
+	Name     string `json:"name_hash,omitempty"` // ring.NameHash of its name, in hex; empty: anonymous
+	PID      int    `json:"pid"`
+	Alive    bool   `json:"alive"`
+	Closed   bool   `json:"closed"` // closed, kept for its name
+	Position uint64 `json:"position"`
+	Lag      uint64 `json:"lag"`
+	Received uint64 `json:"received"`
+	Lost     uint64 `json:"lost"`
+	Evicted  bool   `json:"evicted"`
+}
+
 // entry is one ring (or, with -a, one segment that is not a ring), as ls,
 // stat and gc see it. Its JSON names are ringctl's stable output.
 type entry struct {
-	Key         string       `json:"key"`          // as ipcs prints it: 0x%08x
-	SegmentID   int          `json:"segment_id"`   // -1: the segment is gone
-	SemaphoreID int          `json:"semaphore_id"` // -1: the set is gone or unknown
-	State       string       `json:"state"`
-	Note        string       `json:"note,omitempty"` // why the state, for broken, corrupt and the rest
-	Version     uint32       `json:"version,omitempty"`
-	InstanceID  string       `json:"instance_id,omitempty"`
-	Mode        string       `json:"mode,omitempty"`
-	Slots       int          `json:"slots,omitempty"`
-	SlotSize    int          `json:"slot_size"`
-	MaxMessage  int          `json:"max_message,omitempty"`
-	Depth       int          `json:"depth"`
-	Producers   []holderJSON `json:"producers"`
-	Consumers   []holderJSON `json:"consumers"`
-	OwnerUID    uint32       `json:"owner_uid"`
-	CreatorUID  uint32       `json:"creator_uid"`
-	Perm        string       `json:"perm"`     // octal, as ipcs prints it
-	Attached    int          `json:"attached"` // attaches but read-only ones (monitors such as ringctl watch)
-	Readers     int          `json:"readers"`  // read-only attaches this process could see in /proc
-	CreatorPID  int          `json:"creator_pid,omitempty"`
-	Created     time.Time    `json:"created"`
-	AgeSeconds  float64      `json:"age_seconds"`
+	Key         string           `json:"key"`          // as ipcs prints it: 0x%08x
+	SegmentID   int              `json:"segment_id"`   // -1: the segment is gone
+	SemaphoreID int              `json:"semaphore_id"` // -1: the set is gone or unknown
+	State       string           `json:"state"`
+	Note        string           `json:"note,omitempty"` // why the state, for broken, corrupt and the rest
+	Version     uint32           `json:"version,omitempty"`
+	InstanceID  string           `json:"instance_id,omitempty"`
+	Mode        string           `json:"mode,omitempty"`
+	Slots       int              `json:"slots,omitempty"`
+	SlotSize    int              `json:"slot_size"`
+	MaxMessage  int              `json:"max_message,omitempty"`
+	Depth       int              `json:"depth"`
+	Producers   []holderJSON     `json:"producers"`
+	Consumers   []holderJSON     `json:"consumers"`
+	Policy      string           `json:"fanout_policy,omitempty"` // a fan-out ring's slow-subscriber policy; empty: not fan-out
+	Subscribers []subscriberJSON `json:"subscribers,omitempty"`   // a fan-out ring's subscriptions
+	OwnerUID    uint32           `json:"owner_uid"`
+	CreatorUID  uint32           `json:"creator_uid"`
+	Perm        string           `json:"perm"`     // octal, as ipcs prints it
+	Attached    int              `json:"attached"` // attaches but read-only ones (monitors such as ringctl watch)
+	Readers     int              `json:"readers"`  // read-only attaches this process could see in /proc
+	CreatorPID  int              `json:"creator_pid,omitempty"`
+	Created     time.Time        `json:"created"`
+	AgeSeconds  float64          `json:"age_seconds"`
 
 	stats ring.Stats
 	hdr   ring.Header
@@ -156,6 +172,17 @@ func inspect(rec ipc.ShmRecord, readers int) entry {
 			e.Producers = append(e.Producers, j)
 		} else {
 			e.Consumers = append(e.Consumers, j)
+		}
+	}
+	if r.Fanout() {
+		e.Policy = r.Policy().String()
+		for _, sub := range r.Subscribers(nil) {
+			j := subscriberJSON{Line: sub.Line, PID: sub.PID, Alive: sub.Live, Closed: sub.Closed,
+				Position: sub.Position, Lag: sub.Lag, Received: sub.Received, Lost: sub.Lost, Evicted: sub.Evicted}
+			if sub.NameHash != 0 {
+				j.Name = fmt.Sprintf("%016x", sub.NameHash)
+			}
+			e.Subscribers = append(e.Subscribers, j)
 		}
 	}
 	switch {

@@ -29,7 +29,9 @@
 // field names are those of the entry type (key, segment_id, semaphore_id,
 // state, note, version, instance_id, mode, slots, slot_size, max_message,
 // depth, producers, consumers, owner_uid, creator_uid, perm, attached,
-// creator_pid, created, age_seconds; stat adds stats, watch the rates).
+// creator_pid, created, age_seconds; a fan-out ring adds fanout_policy and
+// subscribers, each with line, name_hash, pid, alive, closed, position,
+// lag, received, lost and evicted; stat adds stats, watch the rates).
 package main
 
 import (

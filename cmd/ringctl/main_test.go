@@ -545,3 +545,68 @@ func TestMonitorsAndCreation(t *testing.T) {
 		t.Error("gc removed a ring being made")
 	}
 }
+
+// TestFanoutSubscribers: stat shows each subscription of a fan-out ring,
+// with its name's hash, its position and its lag, live or closed.
+func TestFanoutSubscribers(t *testing.T) {
+	r := newRing(t, &ring.Options{Mode: ring.SPMC, Fanout: true, Slots: 16, MaxMessage: 64})
+	durable, err := r.NewSubscriber(&ring.SubscribeOptions{Name: "audit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := r.NewSubscriber(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := p.TrySend(1, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 64)
+	for i := 0; i < 2; i++ {
+		if _, _, err := durable.TryReceive(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := durable.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, code := ringctl(t, "stat", "-json", strconv.Itoa(r.SegmentID()))
+	if code != 0 {
+		t.Fatalf("stat: status %d: %s", code, out)
+	}
+	e := entries(t, out)[0]
+	if e["fanout_policy"] != ring.PolicyBlock.String() {
+		t.Fatalf("fanout_policy %v", e["fanout_policy"])
+	}
+	subs, _ := e["subscribers"].([]any)
+	if len(subs) != 2 {
+		t.Fatalf("subscribers %v", e["subscribers"])
+	}
+	got := map[string]map[string]any{}
+	for _, s := range subs {
+		m := s.(map[string]any)
+		name, _ := m["name_hash"].(string)
+		got[name] = m
+	}
+	audit := got[fmt.Sprintf("%016x", ring.NameHash("audit"))]
+	switch {
+	case audit == nil:
+		t.Fatalf("no subscription named audit: %v", subs)
+	case audit["closed"] != true || audit["position"].(float64) != 2 || audit["lag"].(float64) != 3:
+		t.Fatalf("audit: %v", audit)
+	case got[""] == nil || got[""]["alive"] != true || got[""]["lag"].(float64) != 5:
+		t.Fatalf("anonymous: %v", got[""])
+	}
+	if out, code := ringctl(t, "stat", strconv.Itoa(r.SegmentID())); code != 0 || !strings.Contains(out, "subscriber") || !strings.Contains(out, "closed") {
+		t.Fatalf("stat text: status %d:\n%s", code, out)
+	}
+	if err := anon.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
