@@ -75,9 +75,9 @@ type header struct {
 	Version       uint32  // 8: layoutVersion
 	LineSize      uint32  // 12: lineSize
 	Mode          uint32  // 16: Mode (SPSC..MPMC)
-	Features      uint32  // 20: feature bits: featureSelective; the others zero in version 2
+	Features      uint32  // 20: feature bits: featureSelective, featureSpanning; the others zero in version 2
 	MaxMessage    uint32  // 24: largest message, in bytes
-	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline
+	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline; < MaxMessage with featureSpanning
 	SlotCount     uint32  // 32: slots, a power of two
 	MaxProducers  uint32  // 36: producer role lines
 	MaxConsumers  uint32  // 40: consumer role lines
@@ -165,6 +165,15 @@ const flagRemoved = 1
 // featureSelective in header.Features: a ring created for selective
 // receive (Options.Selective).
 const featureSelective = 1
+
+// featureSpanning in header.Features: a ring whose slots are smaller than
+// its largest message (Options.SlotSize), so that a message may span
+// consecutive slots (span.go). Without it the slot size is the one
+// MaxMessage implies, as in every ring made before spanning existed.
+const featureSpanning = 2
+
+// knownFeatures are the feature bits this package reads.
+const knownFeatures = featureSelective | featureSpanning
 
 // roleLine records who holds one role and what it has in hand. Line i is
 // locked by semaphore semLocks+i: its holder, or a process recovering it,
@@ -261,6 +270,7 @@ type geometry struct {
 	maxProducers int
 	maxConsumers int
 	selective    bool // featureSelective: consumers receive by selector (consume_select.go)
+	slot         int  // featureSpanning: the payload bytes per slot, below maxMessage; 0: implied by maxMessage
 }
 
 func (g geometry) roles() int       { return g.maxProducers + g.maxConsumers }
@@ -274,6 +284,9 @@ func (g geometry) size() int { return g.payloadOffset() + g.slots*g.slotSize() }
 // slotSize is the payload area's bytes per slot: none when every message
 // fits in its descriptor.
 func (g geometry) slotSize() int {
+	if g.slot != 0 {
+		return g.slot
+	}
 	if g.maxMessage <= InlineCap {
 		return 0
 	}
@@ -295,6 +308,11 @@ func (g geometry) check() error {
 		return fmt.Errorf("%w: mode %v allows one producer and one consumer where it says single", ErrInvalid, g.mode)
 	case g.selective && !g.mode.multiConsumer():
 		return fmt.Errorf("%w: selective receive needs a mode with many consumers (SPMC or MPMC; MaxConsumers may be 1)", ErrInvalid)
+	case g.slot != 0 && (g.slot < payloadAlign || g.slot%payloadAlign != 0 || g.slot >= g.maxMessage):
+		return fmt.Errorf("%w: slot size %d for messages of up to %d bytes (a multiple of %d, below the largest message)", ErrInvalid, g.slot, g.maxMessage, payloadAlign)
+	case g.slot != 0 && uint64(g.maxMessage) > uint64(g.slots)*uint64(g.slot)/2:
+		return fmt.Errorf("%w: messages of up to %d bytes in %d slots of %d bytes: at most half the payload area (%d)", ErrInvalid,
+			g.maxMessage, g.slots, g.slot, uint64(g.slots)*uint64(g.slot)/2)
 	case uint64(g.slots)*uint64(lineSize+g.slotSize()) > maxTotal:
 		return fmt.Errorf("%w: %d slots of %d bytes exceed %d bytes", ErrInvalid, g.slots, lineSize+g.slotSize(), uint64(maxTotal))
 	}
@@ -319,7 +337,10 @@ func writeHeader(b []byte, h *header, s *sealLine, g geometry, who identity) {
 	h.LineSize = lineSize
 	h.Mode = uint32(g.mode)
 	if g.selective {
-		h.Features = featureSelective
+		h.Features |= featureSelective
+	}
+	if g.slot != 0 {
+		h.Features |= featureSpanning
 	}
 	h.MaxMessage = uint32(g.maxMessage)
 	h.SlotSize = uint32(g.slotSize())
@@ -411,14 +432,20 @@ func validateHeader(b []byte) (geometry, error) {
 		maxConsumers: int(le.Uint32(b[offConsumers:])),
 		selective:    le.Uint32(b[offFeatures:])&featureSelective != 0,
 	}
+	if le.Uint32(b[offFeatures:])&featureSpanning != 0 {
+		g.slot = int(le.Uint32(b[offSlotSize:]))
+		if g.slot == 0 {
+			g.slot = -1 // check rejects it
+		}
+	}
 	if err := g.check(); err != nil {
 		return geometry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	// Every derived number must match what the geometry implies, so that
 	// nothing read later from the header can point outside the segment.
 	switch slotSize, sems := le.Uint32(b[offSlotSize:]), le.Uint32(b[offSemCount:]); {
-	case le.Uint32(b[offFeatures:])&^featureSelective != 0:
-		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d knows only %#x", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion, featureSelective)
+	case le.Uint32(b[offFeatures:])&^knownFeatures != 0:
+		return geometry{}, fmt.Errorf("%w: feature bits %#x, version %d knows only %#x", ErrCorrupt, le.Uint32(b[offFeatures:]), layoutVersion, knownFeatures)
 	case int64(slotSize) != int64(g.slotSize()):
 		return geometry{}, fmt.Errorf("%w: slot size %d, geometry implies %d", ErrCorrupt, slotSize, g.slotSize())
 	case int64(sems) != int64(semCount(g.roles())):

@@ -47,6 +47,7 @@ type Producer struct {
 	d sender
 
 	max      uint32 // the ring's MaxMessage
+	one      uint32 // the largest message that fits one slot: larger ones span slots (span.go)
 	reserved bool   // a Reserve is outstanding
 	resPos   uint64 // its position
 }
@@ -74,7 +75,7 @@ type sender interface {
 // holds the role; a role whose holder died is taken over, and the new
 // producer goes on from where the dead one stopped.
 func (r *Ring) NewProducer() (*Producer, error) {
-	p := &Producer{max: r.maxSize}
+	p := &Producer{max: r.maxSize, one: uint32(r.g.oneSlot())}
 	h, err := r.take(producerSide, func(h *handle, prev uint64) error {
 		var err error
 		if r.g.mode.multiProducer() {
@@ -150,7 +151,13 @@ func (p *Producer) TrySend(typ int64, data []byte) error {
 		p.h.g.leave()
 		return err
 	}
-	ok, err := p.d.sendOne(typ, data)
+	var ok bool
+	var err error
+	if uint(len(data)) <= uint(p.one) {
+		ok, err = p.d.sendOne(typ, data)
+	} else {
+		ok, err = p.trySpan(&Message{Type: typ, Data: data})
+	}
 	p.h.g.leave()
 	switch {
 	case err != nil:
@@ -178,6 +185,9 @@ func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
 	if err := p.check(typ, len(data)); err != nil {
 		return err
 	}
+	if uint(len(data)) > uint(p.one) {
+		return p.sendSpan(ctx, &Message{Type: typ, Data: data})
+	}
 	if ok, err := p.d.sendOne(typ, data); ok || err != nil {
 		return err
 	}
@@ -199,8 +209,12 @@ func (p *Producer) TrySendBatch(msgs []Message) (int, error) {
 	if !entered {
 		return 0, os.ErrClosed
 	}
-	if err := p.checkBatch(msgs); err != nil || len(msgs) == 0 {
+	spans, err := p.checkBatch(msgs)
+	if err != nil || len(msgs) == 0 {
 		return 0, err
+	}
+	if spans {
+		return p.trySpanBatch(msgs)
 	}
 	pos, n, err := p.d.claim(uint64(len(msgs)))
 	switch {
@@ -223,8 +237,12 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 	if !entered {
 		return 0, os.ErrClosed
 	}
-	if err := p.checkBatch(msgs); err != nil {
+	spans, err := p.checkBatch(msgs)
+	if err != nil {
 		return 0, err
+	}
+	if spans {
+		return p.sendSpanBatch(ctx, msgs)
 	}
 	sent := 0
 	for sent < len(msgs) {
@@ -238,13 +256,16 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 	return sent, nil
 }
 
-func (p *Producer) checkBatch(msgs []Message) error {
+// checkBatch checks every message of a batch, and reports whether one of
+// them spans slots.
+func (p *Producer) checkBatch(msgs []Message) (spans bool, err error) {
 	for i := range msgs {
 		if err := p.check(msgs[i].Type, len(msgs[i].Data)); err != nil {
-			return fmt.Errorf("message %d: %w", i, err)
+			return false, fmt.Errorf("message %d: %w", i, err)
 		}
+		spans = spans || uint(len(msgs[i].Data)) > uint(p.one)
 	}
-	return nil
+	return spans, nil
 }
 
 func (p *Producer) writeBatch(pos uint64, msgs []Message) {
@@ -260,7 +281,9 @@ func (p *Producer) writeBatch(pos uint64, msgs []Message) {
 }
 
 // Reserve claims the next free slot, waiting as Send does, and returns its
-// buffer (MaxMessage bytes) for the caller to fill in place; then
+// buffer (MaxMessage bytes, or, on a ring whose messages may span slots,
+// the bytes of one slot: SlotSize, or MaxMessage if smaller; a larger
+// message is sent with Send or SendBatch) for the caller to fill in place; then
 // [Producer.Commit] sends it or [Producer.Abort] gives it up. Only one
 // reservation may be outstanding per Producer.
 //
@@ -337,6 +360,8 @@ func (p *Producer) commitReserved(typ int64, n int) error {
 		return fmt.Errorf("%w: negative length %d", ErrInvalid, n)
 	case n > p.h.r.g.maxMessage:
 		return fmt.Errorf("%w: %d bytes, the ring's messages hold %d", ErrTooLarge, n, p.h.r.g.maxMessage)
+	case p.h.r.spanning() && n > p.h.r.slot:
+		return fmt.Errorf("%w: %d bytes, a reserved slot holds %d", ErrTooLarge, n, p.h.r.slot)
 	}
 	p.h.r.setSlot(p.resPos, typ, n)
 	p.reserved = false
