@@ -215,6 +215,7 @@ func receiveSpan(d receiver, r *Ring, pos uint64, buf []byte) (n int, typ int64,
 	}
 	n = copy(buf[:cap(buf)], a)
 	n += copy(buf[n:cap(buf)], b)
+	step("span:copied")
 	if !sd.takeSpan(pos, k) {
 		return 0, 0, false, true, nil
 	}
