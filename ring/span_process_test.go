@@ -231,4 +231,3 @@ func TestSpanConsumerKilled(t *testing.T) {
 		}
 	}
 }
-
