@@ -52,6 +52,7 @@ type childSpec struct {
 	Spin      time.Duration `json:"spin,omitempty"` // ring adaptive spin
 	Batch     int           `json:"batch,omitempty"`
 	ZeroCopy  bool          `json:"zerocopy,omitempty"`
+	Spanning  bool          `json:"spanning,omitempty"` // ring: messages span slots (-slot)
 	Stats     bool          `json:"stats,omitempty"`   // report the ring's semaphore operations
 	Rings     []int         `json:"rings,omitempty"`   // segment ids: the ring, or ping→pong and pong→ping
 	Queue     int           `json:"queue,omitempty"`   // message queue id

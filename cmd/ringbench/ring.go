@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/shmring/shmring/ipc"
 	"github.com/shmring/shmring/ring"
@@ -27,11 +28,19 @@ func ringMode(p, c int) ring.Mode {
 // direction for ping-pong, each of cfg.slots slots of the message size.
 func setupRing(cfg *config, c benchCase) (*runPlan, error) {
 	plan := &runPlan{slots: cfg.slots}
+	slotSize, slots := 0, cfg.slots
+	if c.slot > 0 && c.size > c.slot {
+		// As many messages as cfg.slots slots of the size hold, in slots of
+		// c.slot bytes that each message spans.
+		slotSize, slots = c.slot, cfg.slots<<bits.Len(uint((c.size+c.slot-1)/c.slot-1))
+		plan.slots = slots
+	}
 	create := func(p, n int) (*ring.Ring, error) {
 		r, err := ring.Create(ipc.Private, &ring.Options{
 			Mode:         ringMode(p, n),
 			MaxMessage:   c.size,
-			Slots:        cfg.slots,
+			Slots:        slots,
+			SlotSize:     slotSize,
 			MaxProducers: p,
 			MaxConsumers: n,
 		})
@@ -43,7 +52,7 @@ func setupRing(cfg *config, c benchCase) (*runPlan, error) {
 	}
 	spec := childSpec{
 		Transport: "ring", Size: c.size, Producers: c.producers, Consumers: c.consumers,
-		Wait: cfg.wait.String(), Spin: cfg.spin, Batch: cfg.batch, ZeroCopy: cfg.zeroCopy,
+		Wait: cfg.wait.String(), Spin: cfg.spin, Batch: cfg.batch, ZeroCopy: cfg.zeroCopy, Spanning: slotSize > 0,
 	}
 	if c.mode == modeThroughput {
 		r, err := create(c.producers, c.consumers)
@@ -133,7 +142,7 @@ func ringSend(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childRepo
 	var seq uint64
 	next := uint64(tickEvery)
 	switch {
-	case s.ZeroCopy:
+	case s.ZeroCopy && !s.Spanning: // Reserve has one slot's room: a spanning ring's producer copies
 		for {
 			b, err := p.TryReserve()
 			if errors.Is(err, ring.ErrFull) {
@@ -247,7 +256,7 @@ func ringReceive(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childR
 				}
 				return nil, fmt.Errorf("receive: %w", err)
 			}
-			if err := tr.accept(pk.Data, int(pk.Type-1)); err != nil {
+			if err := tr.acceptParts(pk.Data, pk.Wrapped, int(pk.Type-1)); err != nil {
 				return nil, err
 			}
 			if err := c.Release(); err != nil {
@@ -318,6 +327,7 @@ type ringPair struct {
 	c    *ring.Consumer
 	pl   *payload
 	zc   bool
+	span bool // the ring's messages span slots: sent by copy, Reserve holding one slot
 	sbuf []byte
 	rbuf []byte
 }
@@ -332,7 +342,7 @@ func newRingPair(s *childSpec, out, in *ring.Ring, pl *payload) (*ringPair, erro
 		p.Close()
 		return nil, err
 	}
-	return &ringPair{p: p, c: c, pl: pl, zc: s.ZeroCopy, sbuf: make([]byte, s.Size), rbuf: make([]byte, s.Size)}, nil
+	return &ringPair{p: p, c: c, pl: pl, zc: s.ZeroCopy, span: s.Spanning, sbuf: make([]byte, s.Size), rbuf: make([]byte, s.Size)}, nil
 }
 
 func (rp *ringPair) close() error {
@@ -341,7 +351,7 @@ func (rp *ringPair) close() error {
 
 // send writes and sends message seq of sender.
 func (rp *ringPair) send(ctx context.Context, seq uint64, sender int) error {
-	if rp.zc {
+	if rp.zc && !rp.span {
 		b, err := rp.p.Reserve(ctx)
 		if err != nil {
 			return fmt.Errorf("reserve: %w", err)
@@ -360,7 +370,7 @@ func (rp *ringPair) receive(ctx context.Context, tr *tracker, sender int) error 
 		if err != nil {
 			return err
 		}
-		if err := tr.accept(pk.Data, sender); err != nil {
+		if err := tr.acceptParts(pk.Data, pk.Wrapped, sender); err != nil {
 			return err
 		}
 		return rp.c.Release()
