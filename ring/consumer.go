@@ -669,8 +669,9 @@ func (c *Consumer) peekNow(sel ipc.Selector) (Peeked, error) {
 // over the role (or, in the multi-consumer modes, to a live consumer that
 // finds it), with Redelivered set: at-least-once delivery.
 //
-// Peeked.Data is the ring's shared memory: valid only until Release or
-// Close, and never to be written.
+// Peeked.Data (and Peeked.Wrapped, the rest of a message spanning slots
+// that wraps around the end of the ring) is the ring's shared memory:
+// valid only until Release or Close, and never to be written.
 func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 	return c.peek(ctx, ipc.Selector{})
 }

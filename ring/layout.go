@@ -235,9 +235,9 @@ const (
 type slotDesc struct {
 	seq    atomic.Uint64 // 0
 	owner  atomic.Uint64 // 8: token of the consumer holding the slot in place while serving another's claim (see consume_multi.go); 0: none
-	typ    atomic.Uint64 // 16: message type, > 0; stored relaxed, so that a selective consumer may look at it before it owns the slot
-	size   uint32        // 24: payload bytes
-	flags  uint32        // 28: descInline
+	typ    atomic.Uint64 // 16: message type, > 0, or contMark|distance for a continuation (span.go); stored relaxed, so that a selective consumer may look at it before it owns the slot
+	size   uint32        // 24: payload bytes (of the whole message, for the head of a span)
+	flags  uint32        // 28: descInline, descRedelivered, descSpan, descCont
 	origin uint64        // 32: the sender's tag (Message.Origin); 0: none
 	inline [88]byte      // 40: the payload of a message of at most InlineCap bytes
 }
