@@ -143,18 +143,22 @@ func (r *Ring) spanAt(pos uint64) (typ int64, a, b []byte, k uint64, err error) 
 	case flags&^descRedelivered != descSpan || size <= r.g.oneSlot() || size > r.g.maxMessage:
 		return 0, nil, nil, 0, fmt.Errorf("%w: slot %d holds a %d-byte span with flags %#x, spans hold %d to %d bytes", ErrCorrupt, i, size, flags, r.g.oneSlot()+1, r.g.maxMessage)
 	}
+	// The head's publication orders the continuations' before it, and
+	// nothing here depends on them: the payload's place and length come
+	// from the head alone, within the payload area whatever they say. So
+	// only the last continuation is looked at, a check of the span's
+	// extent that costs one line, not one per slot.
 	k = r.spanOf(size)
-	for j := uint64(1); j < k; j++ {
-		c := r.descs.At((pos + j) & r.mask)
-		// Acquire, SYNC(span-publish): pairs with the release store in
-		// publishSpanSlots; the continuation is the head's, published with it.
-		if seq := c.seq.Load(); seq != pos+j+1 {
-			return 0, nil, nil, 0, fmt.Errorf("%w: continuation %d of the span at position %d has sequence %#x", ErrCorrupt, j, pos, seq)
-		}
-		// Relaxed would do: ordered by the acquire above.
-		if ct := c.typ.Load(); ct != contMark|j {
-			return 0, nil, nil, 0, fmt.Errorf("%w: slot %d of the span at position %d has type word %#x, not continuation %d", ErrCorrupt, (pos+j)&r.mask, pos, ct, j)
-		}
+	j := k - 1
+	c := r.descs.At((pos + j) & r.mask)
+	// Acquire, SYNC(span-publish): pairs with the release store in
+	// publishSpanSlots; the continuation is the head's, published with it.
+	if seq := c.seq.Load(); seq != pos+j+1 {
+		return 0, nil, nil, 0, fmt.Errorf("%w: continuation %d of the span at position %d has sequence %#x", ErrCorrupt, j, pos, seq)
+	}
+	// Relaxed would do: ordered by the acquire above.
+	if ct := c.typ.Load(); ct != contMark|j {
+		return 0, nil, nil, 0, fmt.Errorf("%w: slot %d of the span at position %d has type word %#x, not continuation %d", ErrCorrupt, (pos+j)&r.mask, pos, ct, j)
 	}
 	off, area := int(i)*r.slot, len(r.payload)
 	if end := off + size; end <= area {
