@@ -151,13 +151,12 @@ func (p *Producer) TrySend(typ int64, data []byte) error {
 		p.h.g.leave()
 		return err
 	}
-	var ok bool
-	var err error
-	if uint(len(data)) <= uint(p.one) {
-		ok, err = p.d.sendOne(typ, data)
-	} else {
-		ok, err = p.trySpan(&Message{Type: typ, Data: data})
+	if uint(len(data)) > uint(p.one) {
+		ok, err := p.trySpan(typ, data, 0, false)
+		p.h.g.leave()
+		return sentOrFull(ok, err)
 	}
+	ok, err := p.d.sendOne(typ, data)
 	p.h.g.leave()
 	switch {
 	case err != nil:
@@ -186,7 +185,7 @@ func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
 		return err
 	}
 	if uint(len(data)) > uint(p.one) {
-		return p.sendSpan(ctx, &Message{Type: typ, Data: data})
+		return p.sendSpan(ctx, typ, data, 0, false)
 	}
 	if ok, err := p.d.sendOne(typ, data); ok || err != nil {
 		return err

@@ -502,34 +502,42 @@ func (p *Producer) spanSender() (spanSender, error) {
 	return nil, fmt.Errorf("%w: producers of this kind (%T) do not send messages spanning slots", ErrInvalid, p.d)
 }
 
-// trySpan sends the message m, which spans slots, if its slots are free
-// now.
-func (p *Producer) trySpan(m *Message) (bool, error) {
+// trySpan sends a message that spans slots, with a batch send's origin
+// tag and flag, if its slots are free now.
+func (p *Producer) trySpan(typ int64, data []byte, origin uint64, resent bool) (bool, error) {
 	d, err := p.spanSender()
 	if err != nil {
 		return false, err
 	}
 	r := p.h.r
-	k := r.spanOf(len(m.Data))
+	k := r.spanOf(len(data))
 	pos, ok, err := d.claimAll(k)
 	if !ok || err != nil {
 		return false, err
 	}
 	step("span:claimed")
-	r.writeSpan(pos, k, m.Type, m.Data, m.Origin, m.Redelivered)
-	d.publishSpan(pos, k, len(m.Data))
+	r.writeSpan(pos, k, typ, data, origin, resent)
+	d.publishSpan(pos, k, len(data))
 	return true, nil
 }
 
-// sendSpan sends the message m, which spans slots, waiting for its slots
-// to be free as Send waits for one.
-func (p *Producer) sendSpan(ctx context.Context, m *Message) error {
-	ok, err := p.trySpan(m)
+// sentOrFull is TrySend's error for trySpan's result.
+func sentOrFull(ok bool, err error) error {
+	if !ok && err == nil {
+		return ErrFull
+	}
+	return err
+}
+
+// sendSpan sends a message that spans slots, waiting for its slots to be
+// free as Send waits for one.
+func (p *Producer) sendSpan(ctx context.Context, typ int64, data []byte, origin uint64, resent bool) error {
+	ok, err := p.trySpan(typ, data, origin, resent)
 	if ok || err != nil {
 		return err
 	}
 	werr := p.h.waitFor(ctx, func() bool {
-		ok, err = p.trySpan(m)
+		ok, err = p.trySpan(typ, data, origin, resent)
 		return ok || err != nil
 	})
 	if werr != nil {
@@ -557,22 +565,24 @@ func (p *Producer) trySpanBatch(msgs []Message) (int, error) {
 		if run := p.singleRun(msgs[sent:]); run > 0 {
 			pos, n, err := p.d.claim(uint64(run))
 			if err != nil || n == 0 {
-				return sentOrFull(sent, err)
+				return batchSentOrFull(sent, err)
 			}
 			p.writeBatch(pos, msgs[sent:sent+int(n)])
 			sent += int(n)
 			continue
 		}
-		ok, err := p.trySpan(&msgs[sent])
+		m := &msgs[sent]
+		ok, err := p.trySpan(m.Type, m.Data, m.Origin, m.Redelivered)
 		if !ok || err != nil {
-			return sentOrFull(sent, err)
+			return batchSentOrFull(sent, err)
 		}
 		sent++
 	}
 	return sent, nil
 }
 
-func sentOrFull(sent int, err error) (int, error) {
+// batchSentOrFull is TrySendBatch's result after sent messages.
+func batchSentOrFull(sent int, err error) (int, error) {
 	if sent == 0 && err == nil {
 		return 0, ErrFull
 	}
@@ -592,7 +602,8 @@ func (p *Producer) sendSpanBatch(ctx context.Context, msgs []Message) (int, erro
 			sent += int(n)
 			continue
 		}
-		if err := p.sendSpan(ctx, &msgs[sent]); err != nil {
+		m := &msgs[sent]
+		if err := p.sendSpan(ctx, m.Type, m.Data, m.Origin, m.Redelivered); err != nil {
 			return sent, err
 		}
 		sent++
