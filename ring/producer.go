@@ -50,6 +50,8 @@ type Producer struct {
 	one      uint32 // the largest message that fits one slot: larger ones span slots (span.go)
 	reserved bool   // a Reserve is outstanding
 	resPos   uint64 // its position
+	resSpan  uint64 // ReserveSpan: the slots reserved, > 1; 0 for a Reserve of one slot
+	resLen   int    // ReserveSpan: the bytes reserved
 }
 
 // sender is a producer discipline: how one producer claims free positions
@@ -359,6 +361,8 @@ func (p *Producer) commitReserved(typ int64, n int) error {
 		return fmt.Errorf("%w: negative length %d", ErrInvalid, n)
 	case n > p.h.r.g.maxMessage:
 		return fmt.Errorf("%w: %d bytes, the ring's messages hold %d", ErrTooLarge, n, p.h.r.g.maxMessage)
+	case p.resSpan != 0:
+		return p.commitSpan(typ, n)
 	case p.h.r.spanning() && n > p.h.r.slot:
 		return fmt.Errorf("%w: %d bytes, a reserved slot holds %d", ErrTooLarge, n, p.h.r.slot)
 	}
@@ -381,8 +385,17 @@ func (p *Producer) Abort() error {
 		return ErrNotReserved
 	}
 	p.reserved = false
-	p.d.abort(p.resPos)
+	p.abortReserved()
 	return nil
+}
+
+// abortReserved gives up the reservation, of one slot or a span.
+func (p *Producer) abortReserved() {
+	if p.resSpan != 0 {
+		p.abortSpan()
+		return
+	}
+	p.d.abort(p.resPos)
 }
 
 // Close gives up the producer role, aborting an outstanding reservation.
@@ -396,7 +409,7 @@ func (p *Producer) Close() error { return p.h.close() }
 func (p *Producer) closeLocal() (zeroCopyOut bool) {
 	if p.reserved {
 		p.reserved = false
-		p.d.abort(p.resPos)
+		p.abortReserved()
 		return true
 	}
 	return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/shmring/shmring/internal/atomicx"
 )
@@ -450,8 +451,9 @@ type spanSender interface {
 	claimAll(k uint64) (pos uint64, ok bool, err error)
 	// publishSpan publishes the span of k positions at pos, which claimAll
 	// returned and writeSpan filled, continuations first, and wakes
-	// consumers that sleep.
-	publishSpan(pos, k uint64, bytes int)
+	// consumers that sleep. The claim had skipped more positions after
+	// them, given up already (a Commit shorter than its ReserveSpan).
+	publishSpan(pos, k, skipped uint64, bytes int)
 }
 
 func (s *singleSender) claimAll(k uint64) (uint64, bool, error) {
@@ -459,13 +461,13 @@ func (s *singleSender) claimAll(k uint64) (uint64, bool, error) {
 	return pos, n == k && err == nil, err // a single producer's claim takes nothing
 }
 
-func (s *singleSender) publishSpan(pos, k uint64, bytes int) {
+func (s *singleSender) publishSpan(pos, k, skipped uint64, bytes int) {
 	r := s.r
 	r.publishSpanSlots(pos, k)
 	step("span:continued")
 	// Release, SYNC(slot-publish): as in publish, after the continuations.
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
-	s.advance(k, bytes)
+	s.advance(k+skipped, bytes)
 	if r.maySleep(consumerSide) {
 		r.wakePublished(pos, 1) // one message: the head's type for selectors
 	}
@@ -480,7 +482,7 @@ func (s *multiSender) claimAll(k uint64) (uint64, bool, error) {
 	return pos, n == k && err == nil, err
 }
 
-func (s *multiSender) publishSpan(pos, k uint64, bytes int) {
+func (s *multiSender) publishSpan(pos, k, _ uint64, bytes int) {
 	r := s.r
 	r.publishSpanSlots(pos, k)
 	step("span:continued")
@@ -517,7 +519,7 @@ func (p *Producer) trySpan(typ int64, data []byte, origin uint64, resent bool) (
 	}
 	step("span:claimed")
 	r.writeSpan(pos, k, typ, data, origin, resent)
-	d.publishSpan(pos, k, len(data))
+	d.publishSpan(pos, k, 0, len(data))
 	return true, nil
 }
 
@@ -609,4 +611,161 @@ func (p *Producer) sendSpanBatch(ctx context.Context, msgs []Message) (int, erro
 		sent++
 	}
 	return sent, nil
+}
+
+// ReserveSpan claims the slots a message of n bytes takes, waiting as Send
+// does, and returns their room in place: first, then rest where the room
+// wraps around the end of the ring's memory (nil otherwise), n bytes in
+// all; the caller writes the message into first and then rest, and
+// [Producer.Commit] sends it (its length may be less than n) or
+// [Producer.Abort] gives it up. On a ring without spanning slots, or for n
+// that fits one slot, it is [Producer.Reserve] with the room cut to n.
+// Only one reservation may be outstanding per Producer.
+//
+// Both slices are the ring's shared memory, valid only until Commit, Abort
+// or Close, as for Reserve.
+func (p *Producer) ReserveSpan(ctx context.Context, n int) (first, rest []byte, err error) {
+	entered := p.h.g.enter()
+	defer p.h.g.leave()
+	if !entered {
+		return nil, nil, os.ErrClosed
+	}
+	if err := p.check(1, n); err != nil {
+		return nil, nil, err
+	}
+	if n < 0 {
+		return nil, nil, fmt.Errorf("%w: negative length %d", ErrInvalid, n)
+	}
+	r := p.h.r
+	k := uint64(1) // the slots whose room n bytes need
+	if r.spanning() && n > r.slot {
+		k = uint64((n + r.slot - 1) / r.slot)
+	}
+	if k == 1 {
+		pos, _, err := p.claimWait(ctx, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.reserved, p.resPos, p.resSpan = true, pos, 0
+		return p.h.r.reserveBuf(pos)[:n:n], nil, nil
+	}
+	d, err := p.spanSender()
+	if err != nil {
+		return nil, nil, err
+	}
+	var pos uint64
+	ok, err := false, error(nil)
+	if pos, ok, err = d.claimAll(k); !ok && err == nil {
+		werr := p.h.waitFor(ctx, func() bool {
+			pos, ok, err = d.claimAll(k)
+			return ok || err != nil
+		})
+		if werr != nil {
+			return nil, nil, werr
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	p.reserved, p.resPos, p.resSpan, p.resLen = true, pos, k, n
+	first, rest = p.h.r.spanRoom(pos, n)
+	return first, rest, nil
+}
+
+// spanRoom is the payload room of n bytes from the slot of pos on, in one
+// or two parts.
+func (r *Ring) spanRoom(pos uint64, n int) (first, rest []byte) {
+	off, area := int(pos&r.mask)*r.slot, len(r.payload)
+	if end := off + n; end <= area {
+		return r.payload[off:end:end], nil
+	}
+	m := off + n - area
+	return r.payload[off:area:area], r.payload[:m:m]
+}
+
+// commitSpan is Commit of a ReserveSpan, with n bytes written. A message
+// shorter than the reservation takes fewer slots; the slots it does not
+// take are published as continuations after it, which consumers pass
+// over as orphans.
+func (p *Producer) commitSpan(typ int64, n int) error {
+	r := p.h.r
+	if n > p.resLen {
+		return fmt.Errorf("%w: %d bytes, %d reserved", ErrTooLarge, n, p.resLen)
+	}
+	pos, k := p.resPos, p.resSpan
+	km := r.spanOf(n) // the slots the message takes, ≤ k
+	for i := uint64(1); i < km; i++ {
+		d := r.descs.At((pos + i) & r.mask)
+		// Relaxed: published by the release store of seq, like the rest.
+		atomicx.StoreRelaxed(&d.typ, contMark|i)
+		d.size, d.flags, d.origin = 0, descCont, 0
+	}
+	for i := km; i < k; i++ {
+		// The room the message does not take: given up, as Abort gives up a
+		// reservation (a selective ring's slots free again, others skipped).
+		c := pos + i
+		if r.g.selective {
+			// Release, SYNC(slot-release): free, as abort makes it.
+			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, c+r.n)
+		} else {
+			// Release, SYNC(slot-publish): a skip mark, as abort makes.
+			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, (c+1)|seqSkip)
+		}
+	}
+	d := r.descs.At(pos & r.mask)
+	switch {
+	case r.spanOf(n) > 1:
+		// Relaxed: as above.
+		atomicx.StoreRelaxed(&d.typ, uint64(typ))
+		d.size, d.flags, d.origin = uint32(n), descSpan, 0
+	case n > r.slot:
+		// Fits the descriptor, not the slot: moved there, from the room
+		// (which may wrap).
+		first, rest := r.spanRoom(pos, n)
+		copy(d.inline[copy(d.inline[:], first):], rest)
+		// Relaxed: as above.
+		atomicx.StoreRelaxed(&d.typ, uint64(typ))
+		d.size, d.flags, d.origin = uint32(n), descInline, 0
+	default:
+		r.setSlot(pos, typ, n) // in the slot's payload room, where it was written
+	}
+	p.reserved, p.resSpan = false, 0
+	p.spanDiscipline().publishSpan(pos, km, k-km, n)
+	return nil
+}
+
+// spanDiscipline is spanSender for a discipline that ReserveSpan already
+// found to have it.
+func (p *Producer) spanDiscipline() spanSender { return p.d.(spanSender) }
+
+// abortSpan gives up the span that ReserveSpan claimed: a single producer's
+// tail did not move; many producers mark each position skipped (or, on a
+// selective ring, free again), then clear their claim.
+func (p *Producer) abortSpan() {
+	pos, k := p.resPos, p.resSpan
+	p.resSpan = 0
+	if s, ok := p.d.(*multiSender); ok {
+		s.abortSpan(pos, k)
+	}
+}
+
+func (s *multiSender) abortSpan(pos, k uint64) {
+	r := s.r
+	for i := uint64(0); i < k; i++ {
+		d := r.descs.At((pos + i) & r.mask)
+		if r.g.selective {
+			// Release, SYNC(slot-release): free again, as abort does.
+			atomicx.StoreRelease(&d.seq, pos+i+r.n)
+		} else {
+			// Release, SYNC(slot-publish): a skip mark, as abort makes.
+			atomicx.StoreRelease(&d.seq, (pos+i+1)|seqSkip)
+		}
+	}
+	// Release, SYNC(claim): finished, after every mark.
+	atomicx.StoreRelease(&s.line.claim, 0)
+	if r.g.selective {
+		r.wakeProducers(uint32(k))
+	} else if r.maySleep(consumerSide) {
+		r.wakeFenced(consumerSide, 1)
+	}
 }

@@ -329,3 +329,95 @@ func TestSpanOptions(t *testing.T) {
 		t.Fatalf("%d, %d, %v", n, typ, err)
 	}
 }
+
+// TestSpanReserve writes messages in place with ReserveSpan, of random
+// room and random committed length (the whole room, fewer slots' worth,
+// one slot's, a descriptor's), gives some up with Abort, and checks that
+// the consumer receives exactly the committed ones, whole, in order.
+func TestSpanReserve(t *testing.T) {
+	for _, sm := range spanModes {
+		t.Run(spanName(sm.mode, sm.selective), func(t *testing.T) {
+			r := testRing(t, heap, spanOpts(sm.mode, sm.selective))
+			p, _ := r.NewProducer()
+			c, _ := r.NewConsumer()
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			defer cancel()
+			type sent struct{ seq, m int }
+			committed := make(chan sent, 1000)
+			perr := make(chan error, 1)
+			go func() {
+				defer close(committed)
+				defer p.Close()
+				rng := rand.New(rand.NewPCG(3, uint64(sm.mode)))
+				buf := make([]byte, 512)
+				for seq := 0; seq < 500; seq++ {
+					n := 1 + rng.IntN(512)
+					first, rest, err := p.ReserveSpan(ctx, n)
+					if err != nil {
+						perr <- fmt.Errorf("reserve %d: %w", n, err)
+						return
+					}
+					if len(first)+len(rest) != n {
+						perr <- fmt.Errorf("reserve %d: room %d+%d", n, len(first), len(rest))
+						return
+					}
+					m := n
+					switch rng.IntN(5) {
+					case 0:
+						if err := p.Abort(); err != nil {
+							perr <- err
+							return
+						}
+						continue
+					case 1:
+						m = rng.IntN(n + 1)
+					case 2:
+						m = min(n, 1+rng.IntN(InlineCap))
+					}
+					data := spanData(buf, seq, m)
+					copy(rest, data[copy(first, data):])
+					committed <- sent{seq, m}
+					if err := p.Commit(int64(1+seq%5), m); err != nil {
+						perr <- fmt.Errorf("commit %d of %d: %w", m, n, err)
+						return
+					}
+				}
+				perr <- p.Close() // the consumer sees io.EOF once it has all
+			}()
+			want, got := make([]byte, 512), make([]byte, 512)
+			for i := 0; ; i++ {
+				var k int
+				var typ int64
+				var err error
+				if i%2 == 0 {
+					k, typ, err = c.Receive(ctx, got)
+				} else {
+					var pk Peeked
+					pk, err = c.Peek(ctx)
+					k = copy(got, pk.Data)
+					k += copy(got[k:], pk.Wrapped)
+					typ = pk.Type
+					if err == nil {
+						err = c.Release()
+					}
+				}
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				e, ok := <-committed
+				if !ok {
+					t.Fatalf("message %d: more than was committed: %d bytes, %v", i, k, err)
+				}
+				if data := spanData(want, e.seq, e.m); err != nil || typ != int64(1+e.seq%5) || !bytes.Equal(got[:k], data) {
+					t.Fatalf("message %d (%d bytes): type %d, %d bytes, %v\n%s", e.seq, e.m, typ, k, err, dump(r))
+				}
+			}
+			if err := <-perr; err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.TryPeek(); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("at the end: %v", err)
+			}
+		})
+	}
+}
