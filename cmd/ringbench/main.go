@@ -75,9 +75,9 @@
 // as they need, beside the ring whose slots fit the message: the row's
 // transport is ring/<BYTES>B-slots, it holds as many messages (-slots
 // times the slots a message spans), and a note gives its MB/s over the
-// fitting ring's (vs_fit in JSON). With -zerocopy its consumers peek the
-// messages in place (Peeked.Data, then Peeked.Wrapped at the wrap) and its
-// producers copy them in with Send, since Reserve holds one slot.
+// fitting ring's (vs_fit in JSON). With -zerocopy its producers write the
+// messages in place (Producer.ReserveSpan, in two parts at the wrap) and
+// its consumers read them in place (Peeked.Data, then Peeked.Wrapped).
 //
 // A size a transport cannot carry (msgq above msgmax, unix above 64 KiB)
 // is not run for that transport, and the output says so (on standard

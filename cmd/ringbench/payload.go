@@ -109,6 +109,38 @@ func (p *payload) fill(b []byte, seq uint64, sender int) {
 	}
 }
 
+// fillParts is fill for room in two parts, b then rest, as a ring hands
+// out the room of a message that spans slots and wraps (ReserveSpan). b
+// holds the header and whole words of the body: a ring splits at a
+// multiple of 64 bytes.
+func (p *payload) fillParts(b, rest []byte, seq uint64, sender int) {
+	if len(rest) == 0 {
+		p.fill(b, seq, sender)
+		return
+	}
+	k := key(seq, sender)
+	s, t := p.expect(k)
+	binary.LittleEndian.PutUint32(b[0:], uint32(seq))
+	binary.LittleEndian.PutUint32(b[4:], digest(s, t, k))
+	pat := p.pattern[:p.words]
+	inB := min(len(pat), (len(b)-hdrLen)/8)
+	for i, v := range pat[:inB] {
+		binary.LittleEndian.PutUint64(b[hdrLen+8*i:], v+k)
+	}
+	for i, v := range pat[inB:] {
+		binary.LittleEndian.PutUint64(rest[8*i:], v+k)
+	}
+	kb := byte(k)
+	at := hdrLen + 8*len(pat) // offset of the trailing bytes in the message
+	for i, v := range p.pattern[p.words:] {
+		if o := at + i; o < len(b) {
+			b[o] = byte(v) + kb
+		} else {
+			rest[o-len(b)] = byte(v) + kb
+		}
+	}
+}
+
 // sum computes the running sums of the body of the message in b from its
 // bytes.
 func sum(b []byte) (s, t uint64) { return sumOn(b[hdrLen:], 0, 0) }

@@ -142,7 +142,24 @@ func ringSend(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childRepo
 	var seq uint64
 	next := uint64(tickEvery)
 	switch {
-	case s.ZeroCopy && !s.Spanning: // Reserve has one slot's room: a spanning ring's producer copies
+	case s.ZeroCopy && s.Spanning: // the room of a message spanning slots, in one or two parts
+		for {
+			first, rest, err := p.ReserveSpan(ctx, s.Size)
+			if err != nil {
+				return nil, fmt.Errorf("reserve: %w", err)
+			}
+			pl.fillParts(first, rest, seq, s.Index)
+			if err := p.Commit(typ, pl.size); err != nil {
+				return nil, fmt.Errorf("commit: %w", err)
+			}
+			if seq++; seq == next {
+				next += tickEvery
+				if m.tick(seq) {
+					break
+				}
+			}
+		}
+	case s.ZeroCopy:
 		for {
 			b, err := p.TryReserve()
 			if errors.Is(err, ring.ErrFull) {
@@ -327,7 +344,7 @@ type ringPair struct {
 	c    *ring.Consumer
 	pl   *payload
 	zc   bool
-	span bool // the ring's messages span slots: sent by copy, Reserve holding one slot
+	span bool // the ring's messages span slots: reserved with ReserveSpan
 	sbuf []byte
 	rbuf []byte
 }
@@ -351,7 +368,15 @@ func (rp *ringPair) close() error {
 
 // send writes and sends message seq of sender.
 func (rp *ringPair) send(ctx context.Context, seq uint64, sender int) error {
-	if rp.zc && !rp.span {
+	if rp.zc && rp.span {
+		first, rest, err := rp.p.ReserveSpan(ctx, rp.pl.size)
+		if err != nil {
+			return fmt.Errorf("reserve: %w", err)
+		}
+		rp.pl.fillParts(first, rest, seq, sender)
+		return rp.p.Commit(1, rp.pl.size)
+	}
+	if rp.zc {
 		b, err := rp.p.Reserve(ctx)
 		if err != nil {
 			return fmt.Errorf("reserve: %w", err)
