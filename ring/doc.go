@@ -58,9 +58,10 @@
 // every receive call: Receive and ReceiveBatch copy it into the caller's
 // buffer, Peek shows it in place as [Peeked].Data, followed by
 // [Peeked].Wrapped where it wraps around the end of the ring's memory, both
-// valid until Release. A PeekBatch holds a spanning message alone, and
-// Reserve gives one slot's room (send a larger message with Send or
-// SendBatch). A producer killed in the middle of one leaves a hole that
+// valid until Release. [Producer.ReserveSpan] gives the room of a
+// message of any size in place, in one part or two at the wrap, where
+// Reserve gives one slot's; a PeekBatch holds a spanning message alone. A
+// producer killed in the middle of one leaves a hole that
 // consumers skip whole, a consumer killed while reading one leaves it
 // whole for the next, and no call ever delivers part of a message.
 // Messages that fit one slot take the same path as on any other ring.

@@ -283,8 +283,9 @@ func (p *Producer) writeBatch(pos uint64, msgs []Message) {
 
 // Reserve claims the next free slot, waiting as Send does, and returns its
 // buffer (MaxMessage bytes, or, on a ring whose messages may span slots,
-// the bytes of one slot: SlotSize, or MaxMessage if smaller; a larger
-// message is sent with Send or SendBatch) for the caller to fill in place; then
+// the bytes of one slot: SlotSize, or MaxMessage if smaller; the room of a
+// larger message comes from [Producer.ReserveSpan]) for the caller to fill
+// in place; then
 // [Producer.Commit] sends it or [Producer.Abort] gives it up. Only one
 // reservation may be outstanding per Producer.
 //
