@@ -158,6 +158,9 @@ func (m *multiReceiver) claimHead(k uint64) (empty bool, err error) {
 			break
 		}
 	}
+	if n == k && r.spanning() {
+		n = r.spanEnd(pos, n) // whole spans only (span.go)
+	}
 	if n == 0 {
 		if first&^(seqSkip|seqHeld) <= pos {
 			m.clearIntent()
@@ -248,6 +251,10 @@ func (m *multiReceiver) ours(pos, seq uint64) cover {
 		return owned // never claimed when we took the claim over
 	case seq&^(seqSkip|seqHeld) != pos+1:
 		return owned // finished
+	case m.r.spanning() && seq == pos+1:
+		if c, decided := m.spanCover(pos); decided {
+			return c // a continuation whose head is still to come (span.go)
+		}
 	case seq&seqHeld != 0:
 		// Acquire, SYNC(slot-owner): pairs with the CAS of the owner word
 		// in acquireSlot.

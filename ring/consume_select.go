@@ -122,7 +122,16 @@ func (s *selectReceiver) find() (pos1, seq uint64, found bool, err error) {
 	tail := r.prod.pos.Load()
 	best, bestSeq, bestTyp := uint64(0), uint64(0), int64(0)
 	upTo := s.sel.Kind() == ipc.SelectUpTo
+	// passed: the scan went past a position claimed before it began and not
+	// published yet. A message claimed after the scan began (at or past
+	// tail) may then come from the same producer, after the one not yet
+	// published: taking it would deliver that producer's messages out of
+	// order, so the scan ends there, and the next one starts afresh.
+	passed := false
 	for p := head; p < head+r.n; p++ {
+		if passed && p >= tail {
+			break
+		}
 		d := r.descs.At(p & r.mask)
 		// Acquire, SYNC(slot-publish): pairs with the producers' release
 		// store of seq; the type read after it is the message's, unless
@@ -143,6 +152,7 @@ func (s *selectReceiver) find() (pos1, seq uint64, found bool, err error) {
 			if p >= tail {
 				return best, bestSeq, best != 0, nil // nothing published from here on
 			}
+			passed = true
 			continue // a producer's claim, not written yet
 		default:
 			return 0, 0, false, fmt.Errorf("%w: slot of position %d has sequence %#x", ErrCorrupt, p, sq)
@@ -153,7 +163,12 @@ func (s *selectReceiver) find() (pos1, seq uint64, found bool, err error) {
 		}
 		// Relaxed would do: ordered after the seq load above by its
 		// acquire; a type of a later lap is caught by own1's second look.
-		typ := int64(d.typ.Load())
+		t := d.typ.Load()
+		if t&contMark != 0 && r.spanning() {
+			passed = s.scanSpan(p, sq, t) || passed // a continuation, never taken alone (span.go)
+			continue
+		}
+		typ := int64(t)
 		if !s.sel.Matches(typ) {
 			continue
 		}

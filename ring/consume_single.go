@@ -139,6 +139,8 @@ func (s *singleReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
 	}
 	typ, msg, err := s.r.message(pos)
 	switch {
+	case err != nil && err == errSpanning:
+		return receiveOne(s, s.r, buf) // span.go: from the same position
 	case err != nil:
 		return 0, 0, false, err
 	case len(msg) > cap(buf):

@@ -38,6 +38,7 @@ type Consumer struct {
 	peekPos   uint64          // its first position
 	peekCount uint64          // how many positions from there it holds
 	peekLen   int             // their bytes
+	peekSlots uint64          // the slots of the message held, if it spans slots (span.go); 0 otherwise
 }
 
 // receiver is a consumer discipline: how one consumer finds the messages it
@@ -165,6 +166,7 @@ func (c *Consumer) tryOne(buf []byte) (n int, typ int64, ok bool, err error) {
 
 // receiveOne is receiver.receiveOne made of the discipline's steps.
 func receiveOne(d receiver, r *Ring, buf []byte) (n int, typ int64, ok bool, err error) {
+	passed := uint64(0)
 	for attempt := 0; attempt < takeAttempts; attempt++ {
 		pos, ok, err := d.next(1)
 		if err != nil || !ok {
@@ -172,7 +174,16 @@ func receiveOne(d receiver, r *Ring, buf []byte) (n int, typ int64, ok bool, err
 		}
 		typ, msg, err := r.message(pos)
 		if err != nil {
-			return 0, 0, false, err
+			if err != errSpanning {
+				return 0, 0, false, err
+			}
+			n, typ, ok, pass, err := receiveSpan(d, r, pos, buf)
+			if pass && err == nil && passed < r.n {
+				passed++ // an orphan continuation, or a span another delivered
+				attempt--
+				continue
+			}
+			return n, typ, ok, err
 		}
 		if len(msg) > cap(buf) {
 			return 0, 0, false, tooLarge(len(msg), cap(buf))
@@ -196,7 +207,7 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 		return c.fanoutBatch(msgs) // consume_fanout.go
 	}
 	r := c.h.r
-	bytes := 0
+	bytes, passed := 0, uint64(0)
 	for attempt := 0; got < len(msgs) && attempt < len(msgs)+takeAttempts; attempt++ {
 		pos, ok, nerr := c.d.next(uint64(len(msgs) - got))
 		if nerr != nil || !ok {
@@ -204,6 +215,21 @@ func (c *Consumer) tryBatch(msgs []Message) (got int, err error) {
 			break
 		}
 		typ, msg, merr := r.message(pos)
+		if merr != nil && merr == errSpanning {
+			ok, pass, serr := c.batchSpan(pos, &msgs[got])
+			switch {
+			case ok:
+				bytes += len(msgs[got].Data)
+				got++
+				continue
+			case pass && serr == nil && passed < r.n:
+				passed++ // an orphan continuation, or a span another delivered
+				attempt--
+				continue
+			}
+			err = serr // reported if first, as below
+			break
+		}
 		if merr != nil {
 			err = merr
 			break
@@ -433,6 +459,11 @@ type Peeked struct {
 	// until Release or Close of the Consumer, and must not be written.
 	// (After Close, reading it does not fault, but it reads zeros.)
 	Data []byte
+	// Wrapped is the rest of a message that spans slots (Options.SlotSize)
+	// and wraps at the end of the ring's payload area: the message is Data
+	// followed by Wrapped. It is nil for every other message, and like
+	// Data it is the ring's shared memory, valid until Release or Close.
+	Wrapped []byte
 	// Redelivered says that a consumer that died was looking at this
 	// message in place when it died: it may have acted on it
 	// (at-least-once delivery); or that its sender said it may have been
@@ -451,6 +482,7 @@ func (c *Consumer) tryPeek(k uint64) (Peeked, bool, error) {
 		return c.fanoutPeek(k) // consume_fanout.go
 	}
 	r := c.h.r
+	passed := uint64(0)
 	for attempt := 0; attempt < takeAttempts; attempt++ {
 		pos, ok, err := c.d.next(k)
 		if err != nil || !ok {
@@ -460,6 +492,15 @@ func (c *Consumer) tryPeek(k uint64) (Peeked, bool, error) {
 			continue
 		}
 		typ, msg, err := r.message(pos)
+		if err != nil && err == errSpanning {
+			p, ok, pass, err := c.peekSpan(pos)
+			if pass && passed < r.n {
+				passed++ // an orphan continuation
+				attempt--
+				continue
+			}
+			return p, ok, err
+		}
 		if err != nil {
 			c.d.release(pos)
 			c.d.done(0, 0)
@@ -487,7 +528,7 @@ func (c *Consumer) tryPeekBatch(held []Peeked) (int, bool, error) {
 		return 0, ok, err
 	}
 	held[0] = first
-	if len(held) == 1 {
+	if len(held) == 1 || c.peekSlots != 0 { // a span is held alone
 		return 1, true, nil
 	}
 	r := c.h.r
@@ -638,8 +679,9 @@ func (c *Consumer) peekNow(sel ipc.Selector) (Peeked, error) {
 // over the role (or, in the multi-consumer modes, to a live consumer that
 // finds it), with Redelivered set: at-least-once delivery.
 //
-// Peeked.Data is the ring's shared memory: valid only until Release or
-// Close, and never to be written.
+// Peeked.Data (and Peeked.Wrapped, the rest of a message spanning slots
+// that wraps around the end of the ring) is the ring's shared memory:
+// valid only until Release or Close, and never to be written.
 func (c *Consumer) Peek(ctx context.Context) (Peeked, error) {
 	return c.peek(ctx, ipc.Selector{})
 }
@@ -698,6 +740,10 @@ func (c *Consumer) releasePeeked() error {
 		return ErrNotReserved
 	}
 	c.peeked = false
+	if c.peekSlots != 0 {
+		c.releaseSpan()
+		return nil
+	}
 	for i := uint64(0); i < c.peekCount; i++ {
 		c.d.release(c.peekPos + i)
 	}

@@ -46,6 +46,28 @@
 // messages it brought in from those it must send out; and the sender may
 // set Redelivered itself, for a message it may have sent before.
 //
+// # Messages larger than a slot
+//
+// A ring created with Options.SlotSize below MaxMessage has slots of
+// SlotSize bytes, and a message larger than a slot spans as many
+// consecutive slots as it needs (MaxMessage may be up to half the ring's
+// slots × SlotSize): so a ring can take rare large messages without
+// giving every slot their size. A spanning message is claimed whole or
+// not at all (a send waits, or TrySend gives ErrFull, until all its slots
+// are free), published at once, and received whole, in every mode and
+// every receive call: Receive and ReceiveBatch copy it into the caller's
+// buffer, Peek shows it in place as [Peeked].Data, followed by
+// [Peeked].Wrapped where it wraps around the end of the ring's memory, both
+// valid until Release. [Producer.ReserveSpan] gives the room of a
+// message of any size in place, in one part or two at the wrap, where
+// Reserve gives one slot's; a PeekBatch holds a spanning message alone. A
+// producer killed in the middle of one leaves a hole that
+// consumers skip whole, a consumer killed while reading one leaves it
+// whole for the next, and no call ever delivers part of a message.
+// Messages that fit one slot take the same path as on any other ring.
+// [Ring.Slots] counts slots, so such a ring holds fewer messages when they
+// are large; Seq grows by the slots a message took.
+//
 // # Receiving by type
 //
 // A ring created with Options.Selective (in mode SPMC or MPMC) gives its

@@ -42,7 +42,7 @@ func FuzzValidateHeader(f *testing.F) {
 			b[off] ^= 1 << (off % 8)
 			f.Add(b)
 		}
-		for _, g := range []geometry{{SPSC, 8, 3, 1, 1, false, fanoutShape{}}, {MPMC, 1 << 30, 2, 1, 1, false, fanoutShape{}}, {SPSC, 8, 2, 1 << 10, 1, false, fanoutShape{}}, {MPMC, 89, 4, 2, 2, false, fanoutShape{}}} {
+		for _, g := range []geometry{{SPSC, 8, 3, 1, 1, false, 0, fanoutShape{}}, {MPMC, 1 << 30, 2, 1, 1, false, 0, fanoutShape{}}, {SPSC, 8, 2, 1 << 10, 1, false, 0, fanoutShape{}}, {MPMC, 89, 4, 2, 2, false, 0, fanoutShape{}}} {
 			b := bytes.Clone(valid)
 			writeGeometry(b, g)
 			f.Add(b)
@@ -78,8 +78,10 @@ func checkHeader(t *testing.T, b []byte) {
 	switch {
 	case slots < 2 || bits.OnesCount64(slots) != 1:
 		t.Fatalf("accepted %d slots", slots)
-	case maxMessage == 0 || maxMessage > uint64(InlineCap) && slotSize < maxMessage || slotSize%payloadAlign != 0:
+	case maxMessage == 0 || maxMessage > uint64(InlineCap) && slotSize < maxMessage && g.slot == 0 || slotSize%payloadAlign != 0:
 		t.Fatalf("accepted slot size %d for %d-byte messages", slotSize, maxMessage)
+	case g.slot != 0 && (slotSize == 0 || maxMessage > slots*slotSize/2):
+		t.Fatalf("accepted spanning messages of %d bytes in %d slots of %d", maxMessage, slots, slotSize)
 	case rolesOff < fixedLines*lineSize || rolesOff%lineSize != 0:
 		t.Fatalf("accepted roles at %d", rolesOff)
 	case roles == 0 || rolesOff+roles*lineSize > descsOff:
@@ -105,7 +107,7 @@ func checkHeader(t *testing.T, b []byte) {
 	r.descs.At(uint64(g.slots - 1)).seq.Load()
 	if g.slotSize() > 0 {
 		last := r.payloadOf(uint64(g.slots - 1))
-		if len(last) < g.maxMessage {
+		if len(last) < g.maxMessage && g.slot == 0 || len(last) != g.slotSize() {
 			t.Fatalf("slot payload of %d bytes for %d-byte messages", len(last), g.maxMessage)
 		}
 		_ = last[len(last)-1]

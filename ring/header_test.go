@@ -135,7 +135,7 @@ func headerCases() []headerCase {
 	cut := func(n func(b []byte) int) func([]byte) []byte {
 		return func(b []byte) []byte { return b[:n(b)] }
 	}
-	spsc := geometry{SPSC, 64, 8, 1, 1, false, fanoutShape{}}
+	spsc := geometry{SPSC, 64, 8, 1, 1, false, 0, fanoutShape{}}
 	with := func(f func(g *geometry)) geometry { g := spsc; f(&g); return g }
 
 	cases := []headerCase{
@@ -168,10 +168,10 @@ func headerCases() []headerCase {
 		{"mode-max-uint32", spscBase, set32(offMode, ^uint32(0), true), ErrCorrupt},
 		{"spsc-2-producers", spscBase, geom(with(func(g *geometry) { g.maxProducers = 2 })), ErrCorrupt},
 		{"spsc-2-consumers", spscBase, geom(with(func(g *geometry) { g.maxConsumers = 2 })), ErrCorrupt},
-		{"mpmc-0-producers", mpmcBase, geom(geometry{MPMC, 200, 8, 0, 3, false, fanoutShape{}}), ErrCorrupt},
-		{"mpmc-0-consumers", mpmcBase, geom(geometry{MPMC, 200, 8, 2, 0, false, fanoutShape{}}), ErrCorrupt},
-		{"mpmc-2^20-producers", mpmcBase, geom(geometry{MPMC, 200, 8, 1 << 20, 3, false, fanoutShape{}}), ErrCorrupt},
-		{"mpmc-513-consumers", mpmcBase, geom(geometry{MPMC, 200, 8, 2, 513, false, fanoutShape{}}), ErrCorrupt},
+		{"mpmc-0-producers", mpmcBase, geom(geometry{MPMC, 200, 8, 0, 3, false, 0, fanoutShape{}}), ErrCorrupt},
+		{"mpmc-0-consumers", mpmcBase, geom(geometry{MPMC, 200, 8, 2, 0, false, 0, fanoutShape{}}), ErrCorrupt},
+		{"mpmc-2^20-producers", mpmcBase, geom(geometry{MPMC, 200, 8, 1 << 20, 3, false, 0, fanoutShape{}}), ErrCorrupt},
+		{"mpmc-513-consumers", mpmcBase, geom(geometry{MPMC, 200, 8, 2, 513, false, 0, fanoutShape{}}), ErrCorrupt},
 		{"mpmc-max-uint32-consumers", mpmcBase, set32(offConsumers, ^uint32(0), true), ErrCorrupt},
 
 		// Derived fields that disagree with the geometry.

@@ -121,7 +121,10 @@ func TestScribbler(t *testing.T) {
 		if selective {
 			reg = regions[[]int{4, 3}[i-len(allModes)-1]]
 		}
-		r := testRing(t, shm, &Options{Mode: mode, Selective: selective, Slots: 8, MaxMessage: 200, Wait: Waiting{Strategy: Adaptive}})
+		// Every other ring has 64-byte slots, so that its larger messages
+		// span up to four of them.
+		slot := 64 * (i % 2)
+		r := testRing(t, shm, &Options{Mode: mode, Selective: selective, Slots: 8, MaxMessage: 200, SlotSize: slot, Wait: Waiting{Strategy: Adaptive}})
 		p, c := pair(t, r)
 		cmd := ipctest.Command(t, "scribble", "RING_SEG="+strconv.Itoa(r.SegmentID()),
 			"SCRIBBLE_UNTIL="+strconv.FormatInt(until.UnixNano(), 10),

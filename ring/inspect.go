@@ -20,7 +20,7 @@ type Header struct {
 	InstanceID   uuid.UUID // made at Create; a ring re-created under the same key has another
 	Mode         Mode
 	Slots        int
-	SlotSize     int // payload-area bytes per slot; 0 when every message fits in its descriptor
+	SlotSize     int // payload-area bytes per slot; 0 when every message fits in its descriptor; below MaxMessage when messages span slots
 	MaxMessage   int
 	MaxProducers int // producer role lines
 	MaxConsumers int // consumer role lines

@@ -76,9 +76,9 @@ type header struct {
 	Version       uint32  // 8: layoutVersion
 	LineSize      uint32  // 12: lineSize
 	Mode          uint32  // 16: Mode (SPSC..MPMC)
-	Features      uint32  // 20: feature bits: featureSelective, featureFanout, featureOverwrite; the others zero in version 2
+	Features      uint32  // 20: feature bits: featureSelective, featureSpanning, featureFanout, featureOverwrite; the others zero in version 2
 	MaxMessage    uint32  // 24: largest message, in bytes
-	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline
+	SlotSize      uint32  // 28: payload area bytes per slot; 0 if every message fits inline; < MaxMessage with featureSpanning
 	SlotCount     uint32  // 32: slots, a power of two
 	MaxProducers  uint32  // 36: producer role lines
 	MaxConsumers  uint32  // 40: consumer role lines
@@ -168,14 +168,22 @@ const flagRemoved = 1
 // receive (Options.Selective).
 const featureSelective = 1
 
+// featureSpanning in header.Features: a ring whose slots are smaller than
+// its largest message (Options.SlotSize), so that a message may span
+// consecutive slots (span.go). Without it the slot size is the one
+// MaxMessage implies, as in every ring made before spanning existed.
+const featureSpanning = 2
+
 // featureFanout and featureOverwrite in header.Features: a fan-out ring
 // (Options.Fanout), and its slow-subscriber policy Overwrite
 // (consume_fanout.go).
 const (
 	featureFanout    = 1 << 4
 	featureOverwrite = 1 << 5
-	knownFeatures    = featureSelective | featureFanout | featureOverwrite
 )
+
+// knownFeatures are the feature bits this package reads.
+const knownFeatures = featureSelective | featureSpanning | featureFanout | featureOverwrite
 
 // roleLine records who holds one role and what it has in hand. Line i is
 // locked by semaphore semLocks+i: its holder, or a process recovering it,
@@ -242,9 +250,9 @@ const (
 type slotDesc struct {
 	seq    atomic.Uint64 // 0
 	owner  atomic.Uint64 // 8: token of the consumer holding the slot in place while serving another's claim (see consume_multi.go); 0: none
-	typ    atomic.Uint64 // 16: message type, > 0; stored relaxed, so that a selective consumer may look at it before it owns the slot
-	size   uint32        // 24: payload bytes
-	flags  uint32        // 28: descInline
+	typ    atomic.Uint64 // 16: message type, > 0, or contMark|distance for a continuation (span.go); stored relaxed, so that a selective consumer may look at it before it owns the slot
+	size   uint32        // 24: payload bytes (of the whole message, for the head of a span)
+	flags  uint32        // 28: descInline, descRedelivered, descSpan, descCont
 	origin uint64        // 32: the sender's tag (Message.Origin); 0: none
 	inline [88]byte      // 40: the payload of a message of at most InlineCap bytes
 }
@@ -277,6 +285,7 @@ type geometry struct {
 	maxProducers int
 	maxConsumers int
 	selective    bool        // featureSelective: consumers receive by selector (consume_select.go)
+	slot         int         // featureSpanning: the payload bytes per slot, below maxMessage; 0: implied by maxMessage
 	fan          fanoutShape // fan-out rings (fanout.go); zero otherwise
 }
 
@@ -298,6 +307,9 @@ func (g geometry) size() int { return g.payloadOffset() + g.slots*g.slotSize() }
 // slotSize is the payload area's bytes per slot: none when every message
 // fits in its descriptor.
 func (g geometry) slotSize() int {
+	if g.slot != 0 {
+		return g.slot
+	}
 	if g.maxMessage <= InlineCap {
 		return 0
 	}
@@ -319,6 +331,11 @@ func (g geometry) check() error {
 		return fmt.Errorf("%w: mode %v allows one producer and one consumer where it says single", ErrInvalid, g.mode)
 	case g.selective && !g.mode.multiConsumer():
 		return fmt.Errorf("%w: selective receive needs a mode with many consumers (SPMC or MPMC; MaxConsumers may be 1)", ErrInvalid)
+	case g.slot != 0 && (g.slot < payloadAlign || g.slot%payloadAlign != 0 || g.slot >= g.maxMessage):
+		return fmt.Errorf("%w: slot size %d for messages of up to %d bytes (a multiple of %d, below the largest message)", ErrInvalid, g.slot, g.maxMessage, payloadAlign)
+	case g.slot != 0 && uint64(g.maxMessage) > uint64(g.slots)*uint64(g.slot)/2:
+		return fmt.Errorf("%w: messages of up to %d bytes in %d slots of %d bytes: at most half the payload area (%d)", ErrInvalid,
+			g.maxMessage, g.slots, g.slot, uint64(g.slots)*uint64(g.slot)/2)
 	case uint64(g.slots)*uint64(lineSize+g.slotSize()) > maxTotal:
 		return fmt.Errorf("%w: %d slots of %d bytes exceed %d bytes", ErrInvalid, g.slots, lineSize+g.slotSize(), uint64(maxTotal))
 	}
@@ -343,7 +360,10 @@ func writeHeader(b []byte, h *header, s *sealLine, g geometry, who identity) {
 	h.LineSize = lineSize
 	h.Mode = uint32(g.mode)
 	if g.selective {
-		h.Features = featureSelective
+		h.Features |= featureSelective
+	}
+	if g.slot != 0 {
+		h.Features |= featureSpanning
 	}
 	h.Features |= g.fanoutFeatures()
 	h.EvictAfter = int64(g.fan.evictAfter)
@@ -439,6 +459,12 @@ func validateHeader(b []byte) (geometry, error) {
 		selective:    le.Uint32(b[offFeatures:])&featureSelective != 0,
 		fan: fanoutShape{on: le.Uint32(b[offFeatures:])&featureFanout != 0, policy: policyOf(le.Uint32(b[offFeatures:])),
 			evictAfter: time.Duration(le.Uint64(b[offEvictAfter:]))},
+	}
+	if le.Uint32(b[offFeatures:])&featureSpanning != 0 {
+		g.slot = int(le.Uint32(b[offSlotSize:]))
+		if g.slot == 0 {
+			g.slot = -1 // check rejects it
+		}
 	}
 	if err := g.check(); err != nil {
 		return geometry{}, fmt.Errorf("%w: %v", ErrCorrupt, err)

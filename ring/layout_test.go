@@ -225,17 +225,17 @@ func TestGeometry(t *testing.T) {
 	}{
 		// 7 fixed lines = 896; 2 role lines; 8 descriptors; 64-byte messages
 		// fit a descriptor: no payload area.
-		{geometry{SPSC, 64, 8, 1, 1, false, fanoutShape{}}, 2, 1152, 2176, 0, 2176},
+		{geometry{SPSC, 64, 8, 1, 1, false, 0, fanoutShape{}}, 2, 1152, 2176, 0, 2176},
 		// 88 bytes is InlineCap: still no payload area.
-		{geometry{SPSC, 88, 2, 1, 1, false, fanoutShape{}}, 2, 1152, 1408, 0, 1408},
+		{geometry{SPSC, 88, 2, 1, 1, false, 0, fanoutShape{}}, 2, 1152, 1408, 0, 1408},
 		// 89 bytes: a payload area of 128-byte slots (two 64-byte lines).
-		{geometry{SPSC, 89, 2, 1, 1, false, fanoutShape{}}, 2, 1152, 1408, 128, 1408 + 2*128},
-		{geometry{SPMC, 1, 4, 1, 16, false, fanoutShape{}}, 17, 896 + 17*128, 896 + 21*128, 0, 896 + 21*128},
+		{geometry{SPSC, 89, 2, 1, 1, false, 0, fanoutShape{}}, 2, 1152, 1408, 128, 1408 + 2*128},
+		{geometry{SPMC, 1, 4, 1, 16, false, 0, fanoutShape{}}, 17, 896 + 17*128, 896 + 21*128, 0, 896 + 21*128},
 		// The defaults: 1024-byte slots.
-		{geometry{MPMC, 1024, 1024, 16, 16, false, fanoutShape{}}, 32, 4992, 4992 + 1024*128, 1024, 4992 + 1024*128 + 1024*1024},
-		{geometry{MPSC, 4096, 64, 7, 1, false, fanoutShape{}}, 8, 1920, 1920 + 64*128, 4096, 1920 + 64*128 + 64*4096},
+		{geometry{MPMC, 1024, 1024, 16, 16, false, 0, fanoutShape{}}, 32, 4992, 4992 + 1024*128, 1024, 4992 + 1024*128 + 1024*1024},
+		{geometry{MPSC, 4096, 64, 7, 1, false, 0, fanoutShape{}}, 8, 1920, 1920 + 64*128, 4096, 1920 + 64*128 + 64*4096},
 		// The largest message.
-		{geometry{SPSC, 1 << 30, 2, 1, 1, false, fanoutShape{}}, 2, 1152, 1408, 1 << 30, 1408 + 2<<30},
+		{geometry{SPSC, 1 << 30, 2, 1, 1, false, 0, fanoutShape{}}, 2, 1152, 1408, 1 << 30, 1408 + 2<<30},
 	} {
 		g := tc.g
 		if err := g.check(); err != nil {
@@ -252,9 +252,9 @@ func TestGeometry(t *testing.T) {
 		}
 	}
 	for _, g := range []geometry{
-		{MPMC, 8, 8, maxSideRoles + 1, 1, false, fanoutShape{}},
-		{MPMC, 8, 8, 1, maxSideRoles + 1, false, fanoutShape{}},
-		{SPMC, 8, 8, 2, 4, false, fanoutShape{}},
+		{MPMC, 8, 8, maxSideRoles + 1, 1, false, 0, fanoutShape{}},
+		{MPMC, 8, 8, 1, maxSideRoles + 1, false, 0, fanoutShape{}},
+		{SPMC, 8, 8, 2, 4, false, 0, fanoutShape{}},
 	} {
 		if g.check() == nil {
 			t.Errorf("%+v accepted", g)
@@ -268,10 +268,10 @@ func TestOptionsGeometry(t *testing.T) {
 		opts Options
 		want geometry
 	}{
-		{Options{}, geometry{SPSC, DefaultMaxMessage, DefaultSlots, 1, 1, false, fanoutShape{}}},
-		{Options{Mode: MPSC}, geometry{MPSC, DefaultMaxMessage, DefaultSlots, DefaultRoles, 1, false, fanoutShape{}}},
-		{Options{Mode: SPMC}, geometry{SPMC, DefaultMaxMessage, DefaultSlots, 1, DefaultRoles, false, fanoutShape{}}},
-		{Options{Mode: MPMC, Slots: 4, MaxMessage: 8, MaxProducers: 3}, geometry{MPMC, 8, 4, 3, DefaultRoles, false, fanoutShape{}}},
+		{Options{}, geometry{SPSC, DefaultMaxMessage, DefaultSlots, 1, 1, false, 0, fanoutShape{}}},
+		{Options{Mode: MPSC}, geometry{MPSC, DefaultMaxMessage, DefaultSlots, DefaultRoles, 1, false, 0, fanoutShape{}}},
+		{Options{Mode: SPMC}, geometry{SPMC, DefaultMaxMessage, DefaultSlots, 1, DefaultRoles, false, 0, fanoutShape{}}},
+		{Options{Mode: MPMC, Slots: 4, MaxMessage: 8, MaxProducers: 3}, geometry{MPMC, 8, 4, 3, DefaultRoles, false, 0, fanoutShape{}}},
 	} {
 		if got := tc.opts.geometry(); got != tc.want {
 			t.Errorf("%+v: geometry %+v, want %+v", tc.opts, got, tc.want)

@@ -133,6 +133,18 @@ type Options struct {
 	Perm       fs.FileMode // permission bits of segment and semaphores; default 0600
 	Exclusive  bool        // fail with fs.ErrExist if the key is taken
 
+	// SlotSize, if set below MaxMessage, makes slots of SlotSize payload
+	// bytes (rounded up to a multiple of 64) for messages of up to
+	// MaxMessage bytes: a message larger than a slot spans as many
+	// consecutive slots as it needs, claimed, published and received
+	// together (see Peeked.Wrapped). MaxMessage may then be at most half
+	// of Slots×SlotSize. Unset, or not below MaxMessage, every slot holds
+	// the largest message, as it always did. Messages that fit one slot
+	// cost the same either way. Every mode takes it, selective rings too,
+	// but fan-out rings (Fanout) do not yet: their messages take one slot
+	// each.
+	SlotSize int
+
 	// Selective makes a ring whose consumers may receive by type, with
 	// msgrcv's selectors ([Consumer.ReceiveSelect] and the other Select
 	// calls): each takes only the messages its selector matches, the
@@ -191,6 +203,11 @@ func (o *Options) geometry() geometry {
 	}
 	if g.slots == 0 {
 		g.slots = DefaultSlots
+	}
+	if o.SlotSize < 0 {
+		g.slot = -1 // check rejects it
+	} else if s := (o.SlotSize + payloadAlign - 1) / payloadAlign * payloadAlign; s > 0 && s < g.maxMessage && g.maxMessage > InlineCap {
+		g.slot = s
 	}
 	if g.maxProducers == 0 {
 		g.maxProducers = 1

@@ -47,7 +47,7 @@ func newMultiSender(h *handle) (*multiSender, error) {
 }
 
 func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
-	pos, n, named, err := s.tryClaim(k)
+	pos, n, named, err := s.tryClaim(k, false)
 	if named && n == 0 {
 		// Release, SYNC(claim): our line names a claim whose CAS failed:
 		// nothing claimed after all.
@@ -57,7 +57,8 @@ func (s *multiSender) claim(k uint64) (pos, n uint64, err error) {
 }
 
 // tryClaim is claim, which reports named if it left an intent on our line.
-func (s *multiSender) tryClaim(k uint64) (pos, n uint64, named bool, err error) {
+// With all, it claims k positions or none (a message spanning slots).
+func (s *multiSender) tryClaim(k uint64, all bool) (pos, n uint64, named bool, err error) {
 	r := s.r
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		// Acquire: the shared tail.
@@ -101,6 +102,9 @@ func (s *multiSender) tryClaim(k uint64) (pos, n uint64, named bool, err error) 
 				}
 				continue
 			}
+		}
+		if all && n < k {
+			return pos, 0, named, nil // not room enough for the whole span now
 		}
 		// Release, SYNC(claim): the intent is visible before the CAS that
 		// makes it ours, to recoverers (recoverProducerClaim, coveredByLive).

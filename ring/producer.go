@@ -47,8 +47,11 @@ type Producer struct {
 	d sender
 
 	max      uint32 // the ring's MaxMessage
+	one      uint32 // the largest message that fits one slot: larger ones span slots (span.go)
 	reserved bool   // a Reserve is outstanding
 	resPos   uint64 // its position
+	resSpan  uint64 // ReserveSpan: the slots reserved, > 1; 0 for a Reserve of one slot
+	resLen   int    // ReserveSpan: the bytes reserved
 }
 
 // sender is a producer discipline: how one producer claims free positions
@@ -74,7 +77,7 @@ type sender interface {
 // holds the role; a role whose holder died is taken over, and the new
 // producer goes on from where the dead one stopped.
 func (r *Ring) NewProducer() (*Producer, error) {
-	p := &Producer{max: r.maxSize}
+	p := &Producer{max: r.maxSize, one: uint32(r.g.oneSlot())}
 	h, err := r.take(producerSide, func(h *handle, prev uint64) error {
 		var err error
 		if r.g.fan.on {
@@ -155,6 +158,11 @@ func (p *Producer) TrySend(typ int64, data []byte) error {
 		p.h.g.leave()
 		return err
 	}
+	if uint(len(data)) > uint(p.one) {
+		ok, err := p.trySpan(typ, data, 0, false)
+		p.h.g.leave()
+		return sentOrFull(ok, err)
+	}
 	ok, err := p.d.sendOne(typ, data)
 	p.h.g.leave()
 	switch {
@@ -183,6 +191,9 @@ func (p *Producer) Send(ctx context.Context, typ int64, data []byte) error {
 	if err := p.check(typ, len(data)); err != nil {
 		return err
 	}
+	if uint(len(data)) > uint(p.one) {
+		return p.sendSpan(ctx, typ, data, 0, false)
+	}
 	if ok, err := p.d.sendOne(typ, data); ok || err != nil {
 		return err
 	}
@@ -204,8 +215,12 @@ func (p *Producer) TrySendBatch(msgs []Message) (int, error) {
 	if !entered {
 		return 0, os.ErrClosed
 	}
-	if err := p.checkBatch(msgs); err != nil || len(msgs) == 0 {
+	spans, err := p.checkBatch(msgs)
+	if err != nil || len(msgs) == 0 {
 		return 0, err
+	}
+	if spans {
+		return p.trySpanBatch(msgs)
 	}
 	pos, n, err := p.d.claim(uint64(len(msgs)))
 	switch {
@@ -228,8 +243,12 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 	if !entered {
 		return 0, os.ErrClosed
 	}
-	if err := p.checkBatch(msgs); err != nil {
+	spans, err := p.checkBatch(msgs)
+	if err != nil {
 		return 0, err
+	}
+	if spans {
+		return p.sendSpanBatch(ctx, msgs)
 	}
 	sent := 0
 	for sent < len(msgs) {
@@ -243,13 +262,16 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) (int, error) {
 	return sent, nil
 }
 
-func (p *Producer) checkBatch(msgs []Message) error {
+// checkBatch checks every message of a batch, and reports whether one of
+// them spans slots.
+func (p *Producer) checkBatch(msgs []Message) (spans bool, err error) {
 	for i := range msgs {
 		if err := p.check(msgs[i].Type, len(msgs[i].Data)); err != nil {
-			return fmt.Errorf("message %d: %w", i, err)
+			return false, fmt.Errorf("message %d: %w", i, err)
 		}
+		spans = spans || uint(len(msgs[i].Data)) > uint(p.one)
 	}
-	return nil
+	return spans, nil
 }
 
 func (p *Producer) writeBatch(pos uint64, msgs []Message) {
@@ -265,7 +287,10 @@ func (p *Producer) writeBatch(pos uint64, msgs []Message) {
 }
 
 // Reserve claims the next free slot, waiting as Send does, and returns its
-// buffer (MaxMessage bytes) for the caller to fill in place; then
+// buffer (MaxMessage bytes, or, on a ring whose messages may span slots,
+// the bytes of one slot: SlotSize, or MaxMessage if smaller; the room of a
+// larger message comes from [Producer.ReserveSpan]) for the caller to fill
+// in place; then
 // [Producer.Commit] sends it or [Producer.Abort] gives it up. Only one
 // reservation may be outstanding per Producer.
 //
@@ -342,6 +367,10 @@ func (p *Producer) commitReserved(typ int64, n int) error {
 		return fmt.Errorf("%w: negative length %d", ErrInvalid, n)
 	case n > p.h.r.g.maxMessage:
 		return fmt.Errorf("%w: %d bytes, the ring's messages hold %d", ErrTooLarge, n, p.h.r.g.maxMessage)
+	case p.resSpan != 0:
+		return p.commitSpan(typ, n)
+	case p.h.r.spanning() && n > p.h.r.slot:
+		return fmt.Errorf("%w: %d bytes, a reserved slot holds %d", ErrTooLarge, n, p.h.r.slot)
 	}
 	p.h.r.setSlot(p.resPos, typ, n)
 	p.reserved = false
@@ -362,8 +391,17 @@ func (p *Producer) Abort() error {
 		return ErrNotReserved
 	}
 	p.reserved = false
-	p.d.abort(p.resPos)
+	p.abortReserved()
 	return nil
+}
+
+// abortReserved gives up the reservation, of one slot or a span.
+func (p *Producer) abortReserved() {
+	if p.resSpan != 0 {
+		p.abortSpan()
+		return
+	}
+	p.d.abort(p.resPos)
 }
 
 // Close gives up the producer role, aborting an outstanding reservation.
@@ -377,7 +415,7 @@ func (p *Producer) Close() error { return p.h.close() }
 func (p *Producer) closeLocal() (zeroCopyOut bool) {
 	if p.reserved {
 		p.reserved = false
-		p.d.abort(p.resPos)
+		p.abortReserved()
 		return true
 	}
 	return false

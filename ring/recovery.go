@@ -243,8 +243,36 @@ func (r *Ring) tailAfter(tail uint64) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%w: more than %d slots published after the tail %d", ErrCorrupt, r.n, tail)
 	}
+	if r.spanning() {
+		pos = r.skipOrphans(pos)
+	}
 	step("recover:tail")
 	return pos, nil
+}
+
+// skipOrphans is tailAfter's look past pos, the first position its
+// predecessor did not publish: if that producer died between publishing
+// the continuations of a span at pos and its head (span.go), the
+// continuations are there, published; the head is marked skipped, so that
+// consumers pass over the whole span, and the tail goes on after it.
+func (r *Ring) skipOrphans(pos uint64) uint64 {
+	m := uint64(1)
+	for ; m < r.maxSpan(); m++ {
+		d := r.descs.At((pos + m) & r.mask)
+		// Acquire, SYNC(span-publish): a continuation published for its
+		// position, of a span at pos.
+		if d.seq.Load() != pos+m+1 || d.typ.Load() != contMark|m {
+			break
+		}
+	}
+	if m == 1 {
+		return pos
+	}
+	// Release, SYNC(slot-publish): a skip mark, as recoverProducerClaim
+	// makes; the slot is ours, the dead producer's claim.
+	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, (pos+1)|seqSkip)
+	r.ctrl.recovered.Add(1) // relaxed would do: a statistics counter
+	return pos + m
 }
 
 // publishedFrom is tailAfter's scan, which Stats makes too: ok is false if

@@ -455,7 +455,8 @@ func (r *Ring) Mode() Mode { return r.g.mode }
 // MaxMessage returns the largest message the ring holds, in bytes.
 func (r *Ring) MaxMessage() int { return r.g.maxMessage }
 
-// Slots returns the number of slots: how many messages the ring holds.
+// Slots returns the number of slots: how many messages the ring holds
+// (fewer when they span slots, see Options.SlotSize).
 func (r *Ring) Slots() int { return r.g.slots }
 
 // register records a new handle, so that Close closes it; it fails once

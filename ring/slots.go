@@ -79,14 +79,15 @@ func (r *Ring) setSlot(pos uint64, typ int64, n int) {
 
 // reserveBuf returns the buffer a Reserve of pos fills: MaxMessage bytes of
 // the payload area, or of the descriptor for a ring whose messages all fit
-// there.
+// there; on a ring whose messages may span slots, one slot's bytes.
 func (r *Ring) reserveBuf(pos uint64) []byte {
 	i := pos & r.mask
 	if r.slot == 0 {
 		d := r.descs.At(i)
 		return d.inline[:r.g.maxMessage:r.g.maxMessage]
 	}
-	return r.payloadOf(i)[:r.g.maxMessage:r.g.maxMessage]
+	n := min(r.g.maxMessage, r.slot)
+	return r.payloadOf(i)[:n:n]
 }
 
 // payloadOf returns slot i's part of the payload area.
@@ -117,6 +118,8 @@ func (r *Ring) messageChecked(pos uint64, typ int64, size int, flags uint32) (in
 	i := pos & r.mask
 	d := r.descs.At(i)
 	switch {
+	case r.spanning() && (flags&(descSpan|descCont) != 0 || uint64(typ)&contMark != 0):
+		return 0, nil, errSpanning // spanAt reads and checks it
 	case typ <= 0:
 		return 0, nil, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, typ)
 	case size > r.g.maxMessage || flags&^(descInline|descRedelivered) != 0:

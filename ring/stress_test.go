@@ -97,9 +97,12 @@ func TestStress(t *testing.T) {
 	}
 }
 
-func runStress(t *testing.T, tc stressCase, per int) {
-	const maxMessage = 64
-	r := testRing(t, heap, &Options{Mode: tc.mode, Slots: tc.slots, MaxMessage: maxMessage,
+func runStress(t *testing.T, tc stressCase, per int) { runStressWith(t, tc, per, 64, 0) }
+
+// runStressWith is runStress for messages of up to maxMessage bytes in
+// slots of slotSize (see Options.SlotSize).
+func runStressWith(t *testing.T, tc stressCase, per, maxMessage, slotSize int) {
+	r := testRing(t, heap, &Options{Mode: tc.mode, Slots: tc.slots, MaxMessage: maxMessage, SlotSize: slotSize,
 		MaxProducers: tc.producers, MaxConsumers: tc.consumers, Wait: Waiting{Strategy: tc.wait}})
 	ps := make([]*Producer, tc.producers)
 	cs := make([]*Consumer, tc.consumers)
@@ -127,7 +130,11 @@ func runStress(t *testing.T, tc stressCase, per int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := stressProduce(ctx, p, uint64(i), per, tc.kind, maxMessage)
+			kind := tc.kind
+			if slotSize != 0 && kind == stressZeroCopy {
+				kind = stressSingle // Reserve has a slot's room: spans are sent with Send, and peeked
+			}
+			n, err := stressProduce(ctx, p, uint64(i), per, kind, maxMessage)
 			aborted[i] = n
 			if err != nil {
 				errs <- fmt.Errorf("producer %d: %w", i, err)
@@ -194,6 +201,9 @@ func runStress(t *testing.T, tc stressCase, per int) {
 	}
 	total := uint64(tc.producers*per + skips)
 	st := r.Stats()
+	if slotSize != 0 {
+		total = st.Sent // spans take several positions each
+	}
 	if st.Sent != total || st.Received != total || st.Depth != 0 || st.Producers != 0 || st.Consumers != 0 {
 		t.Fatalf("stats %+v, want %d positions sent and received (%d aborted)", st, total, skips)
 	}
@@ -339,7 +349,11 @@ func stressConsume(ctx context.Context, c *Consumer, kind string, maxMessage int
 				if pk.Redelivered {
 					return recs, errors.New("a message redelivered with no consumer dead")
 				}
-				if err := record(pk.Type, pk.Data); err != nil {
+				data := pk.Data
+				if pk.Wrapped != nil { // a message spanning slots, at the wrap
+					data = append(append([]byte(nil), pk.Data...), pk.Wrapped...)
+				}
+				if err := record(pk.Type, data); err != nil {
 					return recs, err
 				}
 			}

@@ -52,11 +52,12 @@ type childSpec struct {
 	Spin      time.Duration `json:"spin,omitempty"` // ring adaptive spin
 	Batch     int           `json:"batch,omitempty"`
 	ZeroCopy  bool          `json:"zerocopy,omitempty"`
-	Stats     bool          `json:"stats,omitempty"`   // report the ring's semaphore operations
-	Rings     []int         `json:"rings,omitempty"`   // segment ids: the ring, or ping→pong and pong→ping
-	Queue     int           `json:"queue,omitempty"`   // message queue id
-	CPU       int           `json:"cpu"`               // CPU to bind to, or -1
-	Orphans   []ipcID       `json:"orphans,omitempty"` // the run's objects, removed if the parent dies
+	Spanning  bool          `json:"spanning,omitempty"` // ring: messages span slots (-slot)
+	Stats     bool          `json:"stats,omitempty"`    // report the ring's semaphore operations
+	Rings     []int         `json:"rings,omitempty"`    // segment ids: the ring, or ping→pong and pong→ping
+	Queue     int           `json:"queue,omitempty"`    // message queue id
+	CPU       int           `json:"cpu"`                // CPU to bind to, or -1
+	Orphans   []ipcID       `json:"orphans,omitempty"`  // the run's objects, removed if the parent dies
 }
 
 // childReport is what a child tells the parent at the end, as JSON.

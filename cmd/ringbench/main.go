@@ -70,6 +70,21 @@
 // Only the ring has a batch or zero-copy API; the other transports ignore
 // -batch and -zerocopy, and ping-pong ignores -batch.
 //
+// With -slot BYTES, each size above BYTES also runs through a ring of
+// BYTES-byte slots (Options.SlotSize), whose messages span as many slots
+// as they need, beside the ring whose slots fit the message: the row's
+// transport is ring/<BYTES>B-slots, it holds as many messages (-slots
+// times the slots a message spans), and a note gives its MB/s over the
+// fitting ring's (vs_fit in JSON). With -zerocopy its producers write the
+// messages in place (Producer.ReserveSpan, in two parts at the wrap) and
+// its consumers read them in place (Peeked.Data, then Peeked.Wrapped).
+//
+// A size a transport cannot carry (msgq above msgmax, unix above 64 KiB)
+// is not run for that transport, and the output says so (on standard
+// error with -json); a command line with nothing else to run is an error.
+//
+//	ringbench -mode throughput -sizes 65536,1048576 -slot 4096 -slots 32 -transports ring,msgq,pipe,unix
+//
 // # Patterns of selective receive
 //
 // -pattern runs processes that share one ring, or one message queue, and
@@ -190,6 +205,8 @@ type config struct {
 	producers  int
 	consumers  int
 	slots      int
+	slot       int      // -slot: ring slot bytes for messages larger than a slot, which span slots (span.go)
+	skips      []string // transports and sizes not run, and why (a limit of the transport)
 	wait       ring.WaitStrategy
 	spin       time.Duration
 	batch      int
@@ -244,6 +261,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.producers, "producers", 1, "producer processes (ring and msgq, throughput)")
 	fs.IntVar(&c.consumers, "consumers", 1, "consumer processes (ring and msgq, throughput)")
 	fs.IntVar(&c.slots, "slots", 1024, "ring slots, a power of two; msgq's byte limit is set to slots × size")
+	fs.IntVar(&c.slot, "slot", 0, "ring: also run, for each size above it, a ring of slots of `bytes` (a multiple of 64) whose messages span slots,\n"+
+		"holding as many messages as -slots slots of the size; 0: slots fit the message")
 	fs.DurationVar(&c.spin, "spin", 0, "how long the adaptive wait spins before it sleeps (0: the ring's default)")
 	fs.IntVar(&c.batch, "batch", 1, "ring: send and receive `n` messages per call (SendBatch, ReceiveBatch)")
 	fs.BoolVar(&c.zeroCopy, "zerocopy", false, "ring: write and read messages in place (Reserve/Commit, Peek/Release)")
@@ -355,6 +374,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			return nil, usagef("-producers %d -consumers %d: ping-pong is one request and one reply between two processes; add -mode throughput", c.producers, c.consumers)
 		}
 	}
+	if c.slot < 0 || c.slot%64 != 0 || c.slot > 0 && c.slot < 64 {
+		return nil, usagef("-slot must be a multiple of 64 bytes (or 0), not %d", c.slot)
+	}
+	// A size a transport cannot carry is left out for that transport, and
+	// the output says so; only a command line of nothing but such cases is
+	// an error.
+	var refused []string
 	if slices.Contains(c.transports, "msgq") {
 		lim, err := msgq.SystemLimits()
 		if err != nil {
@@ -362,18 +388,36 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 		for _, n := range c.sizes {
 			if n > lim.MaxMessage {
-				return nil, usagef("-sizes: %d bytes is above msgmax (%d bytes, kernel.msgmax): msgq cannot carry it; leave msgq out of -transports or raise the limit", n, lim.MaxMessage)
+				refused = append(refused, fmt.Sprintf("msgq %d B", n))
+				c.skips = append(c.skips, fmt.Sprintf("msgq %d B: not run: %d bytes is above msgmax (%d bytes, kernel.msgmax), the largest message a queue carries", n, n, lim.MaxMessage))
 			}
+		}
+		if len(refused) == len(c.sizes) && len(c.transports) == 1 {
+			return nil, usagef("-sizes: %d bytes is above msgmax (%d bytes, kernel.msgmax): msgq cannot carry it; leave msgq out of -transports or raise the limit", c.sizes[0], lim.MaxMessage)
 		}
 	}
 	if slices.Contains(c.transports, "unix") {
+		n0 := len(refused)
 		for _, n := range c.sizes {
 			if n > maxUnixSize {
-				return nil, usagef("-sizes: %d bytes is above %d, the largest unix datagram ringbench sends", n, maxUnixSize)
+				refused = append(refused, fmt.Sprintf("unix %d B", n))
+				c.skips = append(c.skips, fmt.Sprintf("unix %d B: not run: %d bytes is above %d, the largest unix datagram ringbench sends", n, n, maxUnixSize))
 			}
 		}
+		if len(refused)-n0 == len(c.sizes) && len(c.transports) == 1 {
+			return nil, usagef("-sizes: %d bytes is above %d, the largest unix datagram ringbench sends", c.sizes[0], maxUnixSize)
+		}
+	}
+	if len(refused) == len(c.sizes)*len(c.transports) {
+		return nil, usagef("-sizes: no transport of -transports can carry them: %s", strings.Join(refused, ", "))
 	}
 	return c, nil
+}
+
+// skipped reports whether cfg leaves transport t out at size n.
+func (c *config) skipped(t string, n int) bool {
+	prefix := fmt.Sprintf("%s %d B:", t, n)
+	return slices.ContainsFunc(c.skips, func(s string) bool { return strings.HasPrefix(s, prefix) })
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -473,7 +517,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringbench: %v\n", err)
 		return 1
 	}
-	if err := report(stdout, cfg, results); err != nil {
+	if err := report(stdout, stderr, cfg, results); err != nil {
 		fmt.Fprintf(stderr, "ringbench: %v\n", err)
 		return 1
 	}
@@ -498,10 +542,14 @@ type benchCase struct {
 	consumers int
 	pattern   string // chat or server; empty for the modes
 	clients   int    // the pattern's clients: 2 for a chat
+	slot      int    // ring: the slot size of a ring whose messages span slots (-slot); 0: slots fit the message
 }
 
 func (c benchCase) String() string {
 	s := fmt.Sprintf("%s %s %d B", c.transport, c.mode, c.size)
+	if c.slot > 0 {
+		s = fmt.Sprintf("%s (%d B slots) %s %d B", c.transport, c.slot, c.mode, c.size)
+	}
 	switch {
 	case c.pattern == patternServer:
 		s += fmt.Sprintf(" %d clients", c.clients)
@@ -518,7 +566,15 @@ func cases(cfg *config) []benchCase {
 	for _, m := range cfg.modes {
 		for _, size := range cfg.sizes {
 			for _, t := range cfg.transports {
-				out = append(out, benchCase{transport: t, mode: m, size: size, producers: cfg.producers, consumers: cfg.consumers})
+				if cfg.skipped(t, size) {
+					continue
+				}
+				c := benchCase{transport: t, mode: m, size: size, producers: cfg.producers, consumers: cfg.consumers}
+				out = append(out, c)
+				if t == "ring" && cfg.slot > 0 && size > cfg.slot {
+					c.slot = cfg.slot // beside it, the same through slots it spans
+					out = append(out, c)
+				}
 			}
 		}
 	}

@@ -109,10 +109,44 @@ func (p *payload) fill(b []byte, seq uint64, sender int) {
 	}
 }
 
+// fillParts is fill for room in two parts, b then rest, as a ring hands
+// out the room of a message that spans slots and wraps (ReserveSpan). b
+// holds the header and whole words of the body: a ring splits at a
+// multiple of 64 bytes.
+func (p *payload) fillParts(b, rest []byte, seq uint64, sender int) {
+	if len(rest) == 0 {
+		p.fill(b, seq, sender)
+		return
+	}
+	k := key(seq, sender)
+	s, t := p.expect(k)
+	binary.LittleEndian.PutUint32(b[0:], uint32(seq))
+	binary.LittleEndian.PutUint32(b[4:], digest(s, t, k))
+	pat := p.pattern[:p.words]
+	inB := min(len(pat), (len(b)-hdrLen)/8)
+	for i, v := range pat[:inB] {
+		binary.LittleEndian.PutUint64(b[hdrLen+8*i:], v+k)
+	}
+	for i, v := range pat[inB:] {
+		binary.LittleEndian.PutUint64(rest[8*i:], v+k)
+	}
+	kb := byte(k)
+	at := hdrLen + 8*len(pat) // offset of the trailing bytes in the message
+	for i, v := range p.pattern[p.words:] {
+		if o := at + i; o < len(b) {
+			b[o] = byte(v) + kb
+		} else {
+			rest[o-len(b)] = byte(v) + kb
+		}
+	}
+}
+
 // sum computes the running sums of the body of the message in b from its
 // bytes.
-func sum(b []byte) (s, t uint64) {
-	body := b[hdrLen:]
+func sum(b []byte) (s, t uint64) { return sumOn(b[hdrLen:], 0, 0) }
+
+// sumOn goes on with the running sums s and t over more of a body.
+func sumOn(body []byte, s, t uint64) (uint64, uint64) {
 	for len(body) >= 8 {
 		s += binary.LittleEndian.Uint64(body)
 		t += s
@@ -142,12 +176,18 @@ func newTracker(p *payload, senders int, strict bool) *tracker {
 
 // accept checks message b from sender (0-based). It allocates only to
 // report a mismatch.
-func (tr *tracker) accept(b []byte, sender int) error {
+func (tr *tracker) accept(b []byte, sender int) error { return tr.acceptParts(b, nil, sender) }
+
+// acceptParts is accept for a message in two parts, b then rest, as a
+// ring hands out in place a message that spans slots and wraps (rest is
+// Peeked.Wrapped). b holds the header and whole words of the body: a ring
+// splits at a multiple of 64 bytes.
+func (tr *tracker) acceptParts(b, rest []byte, sender int) error {
 	if sender < 0 || sender >= len(tr.next) {
 		return fmt.Errorf("message from unknown sender %d (type %d)", sender, sender+1)
 	}
-	if len(b) != tr.p.size {
-		return fmt.Errorf("message of %d bytes from sender %d, want %d", len(b), sender, tr.p.size)
+	if len(b)+len(rest) != tr.p.size || len(rest) > 0 && (len(b) < hdrLen || (len(b)-hdrLen)%8 != 0) {
+		return fmt.Errorf("message of %d+%d bytes from sender %d, want %d", len(b), len(rest), sender, tr.p.size)
 	}
 	want := tr.next[sender]
 	lo := binary.LittleEndian.Uint32(b)
@@ -160,7 +200,11 @@ func (tr *tracker) accept(b []byte, sender int) error {
 	}
 	k := key(seq, sender)
 	s, t := tr.p.expect(k)
-	if gs, gt := sum(b); gs != s || gt != t {
+	gs, gt := sum(b)
+	if len(rest) > 0 {
+		gs, gt = sumOn(rest, gs, gt)
+	}
+	if gs != s || gt != t {
 		return fmt.Errorf("sender %d message %d: the body's sums are %#x, %#x, want %#x, %#x: corrupt payload", sender, seq, gs, gt, s, t)
 	}
 	if got, want := binary.LittleEndian.Uint32(b[4:]), digest(s, t, k); got != want {

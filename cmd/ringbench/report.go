@@ -112,6 +112,8 @@ type result struct {
 	SemOpsPerMsg  *float64 `json:"sem_ops_per_msg,omitempty"`
 	AllocsPerMsg  float64  `json:"allocs_per_msg"`
 	Slots         int      `json:"slots,omitempty"`
+	SlotSize      int      `json:"slot_size,omitempty"` // ring: bytes per slot of a ring whose messages span slots (-slot)
+	VsFit         *float64 `json:"vs_fit,omitempty"`    // such a ring: MB/s ÷ that of the ring whose slots fit the message
 	QueueBytes    int      `json:"queue_bytes,omitempty"`
 	VsMsgq        *float64 `json:"vs_msgq,omitempty"`
 	Note          string   `json:"note,omitempty"`
@@ -163,7 +165,7 @@ func aggregate(cfg *config, c benchCase, runs []*runResult) *result {
 	last := runs[len(runs)-1]
 	r.Note = last.note
 	if c.transport == "ring" {
-		r.Slots = last.slots
+		r.Slots, r.SlotSize = last.slots, c.slot
 	}
 	if c.transport == "msgq" {
 		r.QueueBytes = last.queueBytes
@@ -176,6 +178,17 @@ func aggregate(cfg *config, c benchCase, runs []*runResult) *result {
 // msgq's (throughput, the server pattern), or msgq's p50 over the row's
 // (ping-pong, the chat pattern). Higher is better.
 func compare(results []*result) {
+	for _, r := range results {
+		if r.SlotSize == 0 {
+			continue
+		}
+		for _, q := range results {
+			if q.Transport == r.Transport && q.SlotSize == 0 && q.Mode == r.Mode && q.Size == r.Size && q.Producers == r.Producers && q.Consumers == r.Consumers && q.MBPerSec > 0 {
+				v := r.MBPerSec / q.MBPerSec
+				r.VsFit = &v
+			}
+		}
+	}
 	for _, r := range results {
 		for _, q := range results {
 			if q.Transport != "msgq" || q.Mode != r.Mode || q.Size != r.Size || q.Producers != r.Producers || q.Consumers != r.Consumers || q.Clients != r.Clients {
@@ -195,8 +208,13 @@ func compare(results []*result) {
 }
 
 // report writes the results as cfg asks: JSON lines, markdown or a table.
-func report(w io.Writer, cfg *config, results []*result) error {
+// With JSON, the cases left out (cfg.skips) are said on stderr, so that
+// stdout stays one result per line.
+func report(w, stderr io.Writer, cfg *config, results []*result) error {
 	if cfg.json {
+		for _, n := range cfg.skips {
+			fmt.Fprintf(stderr, "ringbench: %s\n", n)
+		}
 		enc := json.NewEncoder(w)
 		for _, r := range results {
 			if err := enc.Encode(r); err != nil {
@@ -298,7 +316,7 @@ func tables(cfg *config, results []*result) []table {
 			t.head = []string{"transport", "size", "P:C", "wait", "api", "msgs/s", "MB/s", "vs msgq", "spread", "CPU/msg", "sem ops/msg", "allocs/msg"}
 			for _, r := range rows {
 				t.lines = append(t.lines, []string{
-					r.Transport, fmt.Sprintf("%d B", r.Size), fmt.Sprintf("%d:%d", r.Producers, r.Consumers), r.Wait, api(r),
+					transportName(r), fmt.Sprintf("%d B", r.Size), fmt.Sprintf("%d:%d", r.Producers, r.Consumers), r.Wait, api(r),
 					fmtRate(r.MsgsPerSec), fmt.Sprintf("%.1f", r.MBPerSec), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
 					fmtNs(r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 1), fmt.Sprintf("%.2g", r.AllocsPerMsg),
 				})
@@ -308,7 +326,7 @@ func tables(cfg *config, results []*result) []table {
 			t.head = []string{"transport", "size", "wait", "api", "p50", "p99", "p99.9", "max", "round trips/s", "vs msgq", "spread", "CPU/rt", "sem ops/rt"}
 			for _, r := range rows {
 				t.lines = append(t.lines, []string{
-					r.Transport, fmt.Sprintf("%d B", r.Size), r.Wait, api(r),
+					transportName(r), fmt.Sprintf("%d B", r.Size), r.Wait, api(r),
 					fmtNs(float64(r.RTTP50)), fmtNs(float64(r.RTTP99)), fmtNs(float64(r.RTTP999)), fmtNs(float64(r.RTTMax)),
 					fmtRate(r.RoundTrips), fmtRatio(r.VsMsgq), fmt.Sprintf("%.0f%%", r.SpreadPct),
 					fmtNs(2 * r.CPUNsPerMsg), fmtSem(r.SemOpsPerMsg, 2),
@@ -331,6 +349,13 @@ func notes(cfg *config, results []*result) []string {
 		out = append(out, fmt.Sprintf("pinned: child k (producers, then consumers; initiator, then responder) on CPU k mod %d of %v.", len(cpuList()), cpuList()))
 	}
 	out = append(out, patternNotes(cfg)...)
+	for _, r := range results {
+		if r.SlotSize > 0 {
+			out = append(out, fmt.Sprintf("%s %s %d B: %d slots of %d B, each message spanning %d of them (%d messages' room); %s the MB/s of the ring whose slots fit the message.",
+				transportName(r), r.Mode, r.Size, r.Slots, r.SlotSize, (r.Size+r.SlotSize-1)/r.SlotSize, cfg.slots, fmtRatio(r.VsFit)))
+		}
+	}
+	out = append(out, cfg.skips...)
 	var seen []string
 	for _, r := range results {
 		var n string
@@ -403,4 +428,13 @@ func fmtSem(v *float64, scale float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.3f", *v*scale)
+}
+
+// transportName is a row's transport, with the slot size of a ring whose
+// messages span slots.
+func transportName(r *result) string {
+	if r.SlotSize > 0 {
+		return fmt.Sprintf("%s/%dB-slots", r.Transport, r.SlotSize)
+	}
+	return r.Transport
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/shmring/shmring/ipc"
 	"github.com/shmring/shmring/ring"
@@ -27,11 +28,19 @@ func ringMode(p, c int) ring.Mode {
 // direction for ping-pong, each of cfg.slots slots of the message size.
 func setupRing(cfg *config, c benchCase) (*runPlan, error) {
 	plan := &runPlan{slots: cfg.slots}
+	slotSize, slots := 0, cfg.slots
+	if c.slot > 0 && c.size > c.slot {
+		// As many messages as cfg.slots slots of the size hold, in slots of
+		// c.slot bytes that each message spans.
+		slotSize, slots = c.slot, cfg.slots<<bits.Len(uint((c.size+c.slot-1)/c.slot-1))
+		plan.slots = slots
+	}
 	create := func(p, n int) (*ring.Ring, error) {
 		r, err := ring.Create(ipc.Private, &ring.Options{
 			Mode:         ringMode(p, n),
 			MaxMessage:   c.size,
-			Slots:        cfg.slots,
+			Slots:        slots,
+			SlotSize:     slotSize,
 			MaxProducers: p,
 			MaxConsumers: n,
 		})
@@ -43,7 +52,7 @@ func setupRing(cfg *config, c benchCase) (*runPlan, error) {
 	}
 	spec := childSpec{
 		Transport: "ring", Size: c.size, Producers: c.producers, Consumers: c.consumers,
-		Wait: cfg.wait.String(), Spin: cfg.spin, Batch: cfg.batch, ZeroCopy: cfg.zeroCopy,
+		Wait: cfg.wait.String(), Spin: cfg.spin, Batch: cfg.batch, ZeroCopy: cfg.zeroCopy, Spanning: slotSize > 0,
 	}
 	if c.mode == modeThroughput {
 		r, err := create(c.producers, c.consumers)
@@ -133,6 +142,23 @@ func ringSend(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childRepo
 	var seq uint64
 	next := uint64(tickEvery)
 	switch {
+	case s.ZeroCopy && s.Spanning: // the room of a message spanning slots, in one or two parts
+		for {
+			first, rest, err := p.ReserveSpan(ctx, s.Size)
+			if err != nil {
+				return nil, fmt.Errorf("reserve: %w", err)
+			}
+			pl.fillParts(first, rest, seq, s.Index)
+			if err := p.Commit(typ, pl.size); err != nil {
+				return nil, fmt.Errorf("commit: %w", err)
+			}
+			if seq++; seq == next {
+				next += tickEvery
+				if m.tick(seq) {
+					break
+				}
+			}
+		}
 	case s.ZeroCopy:
 		for {
 			b, err := p.TryReserve()
@@ -247,7 +273,7 @@ func ringReceive(s *childSpec, ses *session, r *ring.Ring, pl *payload) (*childR
 				}
 				return nil, fmt.Errorf("receive: %w", err)
 			}
-			if err := tr.accept(pk.Data, int(pk.Type-1)); err != nil {
+			if err := tr.acceptParts(pk.Data, pk.Wrapped, int(pk.Type-1)); err != nil {
 				return nil, err
 			}
 			if err := c.Release(); err != nil {
@@ -318,6 +344,7 @@ type ringPair struct {
 	c    *ring.Consumer
 	pl   *payload
 	zc   bool
+	span bool // the ring's messages span slots: reserved with ReserveSpan
 	sbuf []byte
 	rbuf []byte
 }
@@ -332,7 +359,7 @@ func newRingPair(s *childSpec, out, in *ring.Ring, pl *payload) (*ringPair, erro
 		p.Close()
 		return nil, err
 	}
-	return &ringPair{p: p, c: c, pl: pl, zc: s.ZeroCopy, sbuf: make([]byte, s.Size), rbuf: make([]byte, s.Size)}, nil
+	return &ringPair{p: p, c: c, pl: pl, zc: s.ZeroCopy, span: s.Spanning, sbuf: make([]byte, s.Size), rbuf: make([]byte, s.Size)}, nil
 }
 
 func (rp *ringPair) close() error {
@@ -341,6 +368,14 @@ func (rp *ringPair) close() error {
 
 // send writes and sends message seq of sender.
 func (rp *ringPair) send(ctx context.Context, seq uint64, sender int) error {
+	if rp.zc && rp.span {
+		first, rest, err := rp.p.ReserveSpan(ctx, rp.pl.size)
+		if err != nil {
+			return fmt.Errorf("reserve: %w", err)
+		}
+		rp.pl.fillParts(first, rest, seq, sender)
+		return rp.p.Commit(1, rp.pl.size)
+	}
 	if rp.zc {
 		b, err := rp.p.Reserve(ctx)
 		if err != nil {
@@ -360,7 +395,7 @@ func (rp *ringPair) receive(ctx context.Context, tr *tracker, sender int) error 
 		if err != nil {
 			return err
 		}
-		if err := tr.accept(pk.Data, sender); err != nil {
+		if err := tr.acceptParts(pk.Data, pk.Wrapped, sender); err != nil {
 			return err
 		}
 		return rp.c.Release()
