@@ -85,13 +85,23 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 		cur, f.fresh = tail, true
 	}
 	if !resume {
+		// Seq-cst store, SYNC(fanout-name): the name, before the look at
+		// the other lines (Ring.nameTaken); put back if a live process
+		// takes the name elsewhere.
+		old := e.name.Load()
+		e.name.Store(name)
+		if name != 0 {
+			if err := r.nameTaken(h.idx, name); err != nil {
+				e.name.Store(old)
+				return nil, err
+			}
+		}
 		// A new subscription: the line's counters are its own from now on.
 		// Relaxed would do: published by the release store of state.
 		e.msgs.Store(0)
 		e.bytes.Store(0)
 		e.lost.Store(0)
 		atomicx.StoreRelease(&e.peek, 0)
-		e.name.Store(name)
 	}
 	// Relaxed would do for both: published by the release store of state
 	// in takeLine, before which no producer counts the line.
@@ -310,8 +320,12 @@ func (f *fanoutReceiver) wakeProducers(old, cur uint64) {
 			local := 64*w + bits.TrailingZeros64(m)
 			// Acquire, SYNC(fanout-want): pairs with the release store in
 			// fanoutSender.want, made before the sleeper announced itself.
-			if want := r.roles.At(uint64(first + local)).cursor.Load(); want != 0 && (old >= want || cur < want) {
-				continue // we did not just reach what it waits for
+			// A sleeper's want is at most one past the cursor of every
+			// subscriber that moves (it is the gate it read, +1), so a
+			// move from below it reaches it; a want further on is a
+			// scribble, and wakes the sleeper rather than leave it asleep.
+			if want := r.roles.At(uint64(first + local)).cursor.Load(); want != 0 && old >= want {
+				continue // we were past what it waits for already
 			}
 			if r.wakeLine(producerSide, local) {
 				k--

@@ -208,11 +208,19 @@ func (r *Ring) NewSubscriber(opts *SubscribeOptions) (*Consumer, error) {
 	}
 	name := NameHash(opts.Name)
 	var f *fanoutReceiver
-	h, err := r.takeSubscriber(name, func(h *handle, prev uint64) error {
-		var err error
-		f, err = newFanoutReceiver(h, prev, name, opts.From)
-		return err
-	})
+	var h *handle
+	var err error
+	for attempt := 0; ; attempt++ {
+		h, err = r.takeSubscriber(name, func(h *handle, prev uint64) error {
+			var err error
+			f, err = newFanoutReceiver(h, prev, name, opts.From)
+			return err
+		})
+		if !errors.Is(err, errNameBusy) || attempt >= nameBusyAttempts {
+			break
+		}
+		time.Sleep(time.Millisecond) // a taker becomes active, a reaper lets go
+	}
 	if err != nil {
 		if errors.Is(err, ErrRoleTaken) && opts.Name != "" {
 			err = fmt.Errorf("%w (subscription %q)", err, opts.Name)
@@ -270,8 +278,13 @@ func (r *Ring) takeSubscriber(name uint64, recover func(h *handle, prev uint64) 
 			// on them until we hold its lock (the takeover reads them again).
 			st, nm := status(e.state.Load()), e.name.Load()
 			locked := vals[semLocks+i] != 0
-			if pass == 0 && name != 0 && nm == name && locked && st == roleActive {
-				return nil, fmt.Errorf("%w: a live process holds the subscription", ErrRoleTaken)
+			// A live holder of the name, or a live process taking it (or
+			// reaping its line) right now: the caller tries again soon.
+			if pass == 0 && name != 0 && nm == name && locked {
+				if st == roleActive {
+					return nil, fmt.Errorf("%w: a live process holds the subscription", ErrRoleTaken)
+				}
+				return nil, errNameBusy
 			}
 			if locked {
 				continue
@@ -302,6 +315,40 @@ func (r *Ring) takeSubscriber(name uint64, recover func(h *handle, prev uint64) 
 		}
 	}
 	return nil, fmt.Errorf("%w: all %d subscriber roles are held by live processes", ErrRoleTaken, count)
+}
+
+// errNameBusy is takeSubscriber's ErrRoleTaken for a name whose line a
+// live process has locked without holding it: taking the subscription, or
+// reaping its dead holder. NewSubscriber tries again, nameBusyAttempts
+// times a millisecond apart, before it gives up.
+var errNameBusy = fmt.Errorf("%w: a process is taking or reaping the subscription", ErrRoleTaken)
+
+const nameBusyAttempts = 100
+
+// nameTaken reports ErrRoleTaken if a consumer line other than self names
+// the subscription name and is locked: a live holder, or a live process
+// taking it. Called after our line names it, it is the second half of a
+// store-then-load on each side (SYNC(fanout-name)): of two processes that
+// name it at once, at least one sees the other.
+func (r *Ring) nameTaken(self int, name uint64) error {
+	vals := make([]uint16, r.sems.Len())
+	if err := r.sems.Values(vals); err != nil {
+		return r.semError(err)
+	}
+	first, count := r.lines(consumerSide)
+	for i := first; i < first+count; i++ {
+		// Seq-cst load, SYNC(fanout-name): pairs with the store of name in
+		// newFanoutReceiver; the line's lock was taken before that store.
+		e := r.roles.At(uint64(i))
+		if i != self && vals[semLocks+i] != 0 && e.name.Load() == name {
+			// Acquire: whether it holds the name already, or is taking it.
+			if status(e.state.Load()) == roleActive {
+				return fmt.Errorf("%w: a live process holds the subscription", ErrRoleTaken)
+			}
+			return errNameBusy
+		}
+	}
+	return nil
 }
 
 // fanoutTail returns the end of what producers have claimed (many
