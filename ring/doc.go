@@ -54,8 +54,8 @@
 // slots × SlotSize): so a ring can take rare large messages without
 // giving every slot their size. A spanning message is claimed whole or
 // not at all (a send waits, or TrySend gives ErrFull, until all its slots
-// are free), published at once, and received whole, in every mode and
-// every receive call: Receive and ReceiveBatch copy it into the caller's
+// are free), published at once, and received whole, in every mode (but
+// fan-out, which does not take SlotSize yet) and every receive call: Receive and ReceiveBatch copy it into the caller's
 // buffer, Peek shows it in place as [Peeked].Data, followed by
 // [Peeked].Wrapped where it wraps around the end of the ring's memory, both
 // valid until Release. [Producer.ReserveSpan] gives the room of a
