@@ -322,29 +322,14 @@ func TestFanoutOverwriteExact(t *testing.T) {
 			t.Run(fmt.Sprintf("slots=%d/memory=%v", slots, mem), func(t *testing.T) {
 				r := testRing(t, mem, fanOpts(SPMC, Overwrite, slots))
 				const count = 20000
-				var subs []*Consumer
-				for i := 0; i < 4; i++ {
-					c, err := r.NewSubscriber(nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					subs = append(subs, c)
-				}
+				subs := subscribe(t, r, 4)
 				p, err := r.NewProducer()
 				if err != nil {
 					t.Fatal(err)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
 				defer cancel()
-				var wg sync.WaitGroup
-				errs := make([]error, len(subs))
-				for i, c := range subs {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						errs[i] = receiveLossy(ctx, c, i, count)
-					}()
-				}
+				wait := receiveEach(ctx, subs, count, receiveLossy)
 				buf := make([]byte, 200)
 				for seq := uint64(0); seq < count; seq++ {
 					if err := p.TrySend(1, payload(buf, 0, seq)); err != nil {
@@ -352,8 +337,7 @@ func TestFanoutOverwriteExact(t *testing.T) {
 					}
 				}
 				p.Close()
-				wg.Wait()
-				for i, err := range errs {
+				for i, err := range wait() {
 					if err != nil {
 						t.Errorf("subscriber %d: %v", i, err)
 					}

@@ -411,14 +411,7 @@ func TestFanoutPeekKilled(t *testing.T) {
 // commit, among many, leaves a hole that every subscriber skips.
 func TestFanoutProducerKilled(t *testing.T) {
 	r := testRing(t, shm, fanOpts(MPMC, PolicyBlock, 16))
-	var subs []*Consumer
-	for i := 0; i < 3; i++ {
-		c, err := r.NewSubscriber(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		subs = append(subs, c)
-	}
+	subs := subscribe(t, r, 3)
 	p, err := r.NewProducer()
 	if err != nil {
 		t.Fatal(err)

@@ -61,29 +61,14 @@ func TestFanoutEvery(t *testing.T) {
 			t.Run(fmt.Sprintf("mode=%v/memory=%v", m, mem), func(t *testing.T) {
 				r := testRing(t, mem, fanOpts(m, PolicyBlock, 8))
 				const count = 3000
-				var subs []*Consumer
-				for i := 0; i < 4; i++ {
-					c, err := r.NewSubscriber(nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					subs = append(subs, c)
-				}
+				subs := subscribe(t, r, 4)
 				p, err := r.NewProducer()
 				if err != nil {
 					t.Fatal(err)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				var wg sync.WaitGroup
-				errs := make([]error, len(subs))
-				for i, c := range subs {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						errs[i] = receiveAll(ctx, c, i, count)
-					}()
-				}
+				wait := receiveEach(ctx, subs, count, receiveAll)
 				buf := make([]byte, 200)
 				for seq := uint64(0); seq < count; seq++ {
 					if err := p.Send(ctx, 1, payload(buf, 0, seq)); err != nil {
@@ -91,8 +76,7 @@ func TestFanoutEvery(t *testing.T) {
 					}
 				}
 				p.Close()
-				wg.Wait()
-				for i, err := range errs {
+				for i, err := range wait() {
 					if err != nil {
 						t.Errorf("subscriber %d: %v", i, err)
 					}
@@ -105,6 +89,36 @@ func TestFanoutEvery(t *testing.T) {
 			})
 		}
 	}
+}
+
+// subscribe makes n anonymous subscribers of r, from the newest message.
+func subscribe(t *testing.T, r *Ring, n int) []*Consumer {
+	t.Helper()
+	subs := make([]*Consumer, n)
+	for i := range subs {
+		c, err := r.NewSubscriber(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = c
+	}
+	return subs
+}
+
+// receiveEach runs receive for each subscriber (its index picks its way
+// of receiving) in a goroutine of its own; wait waits for them all and
+// returns their errors, by subscriber.
+func receiveEach(ctx context.Context, subs []*Consumer, count int, receive func(ctx context.Context, c *Consumer, way, count int) error) (wait func() []error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(subs))
+	for i, c := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = receive(ctx, c, i, count)
+		}()
+	}
+	return func() []error { wg.Wait(); return errs }
 }
 
 // receiveAll receives count messages of producer 0 in order, with the
