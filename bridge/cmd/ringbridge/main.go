@@ -135,67 +135,37 @@ func run(args []string, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	given := func(name string) bool { return set[name] || *configPath == "" }
-	if given("nats") {
-		cfg.URL = *url
-	}
-	if given("name") {
-		cfg.Name = *name
-	}
-	if given("metrics") {
-		cfg.Metrics = *metrics
-	}
-	if given("reconnect-buffer") {
-		cfg.ReconnectBuffer = *reconBuf
-	}
-	if given("ring-wait") {
-		cfg.RingWait = *ringWait
-	}
-	if given("grace") {
-		cfg.Grace = bridge.Duration(*grace)
-	}
+	setFlag(given, "nats", &cfg.URL, *url)
+	setFlag(given, "name", &cfg.Name, *name)
+	setFlag(given, "metrics", &cfg.Metrics, *metrics)
+	setFlag(given, "reconnect-buffer", &cfg.ReconnectBuffer, *reconBuf)
+	setFlag(given, "ring-wait", &cfg.RingWait, *ringWait)
+	setFlag(given, "grace", &cfg.Grace, bridge.Duration(*grace))
 	if set["out-ring"] && cfg.Out == nil {
 		cfg.Out = &bridge.OutboundConfig{}
 	}
 	if o := cfg.Out; o != nil {
-		setString(given, "out-ring", &o.Ring, *outRing)
-		setString(given, "out-prefix", &o.Prefix, *outPrefix)
-		setString(given, "stream", &o.Stream, *stream)
-		if given("jetstream") {
-			o.JetStream = *jetStream
-		}
-		if given("out-batch") {
-			o.Batch = *outBatch
-		}
-		if given("duplicates") {
-			o.Duplicates = bridge.Duration(*duplicates)
-		}
-		if given("ack-timeout") {
-			o.AckTimeout = bridge.Duration(*ackTimeout)
-		}
-		if given("forward-bridged") {
-			o.ForwardBridged = *forward
-		}
+		setFlag(given, "out-ring", &o.Ring, *outRing)
+		setFlag(given, "out-prefix", &o.Prefix, *outPrefix)
+		setFlag(given, "stream", &o.Stream, *stream)
+		setFlag(given, "jetstream", &o.JetStream, *jetStream)
+		setFlag(given, "out-batch", &o.Batch, *outBatch)
+		setFlag(given, "duplicates", &o.Duplicates, bridge.Duration(*duplicates))
+		setFlag(given, "ack-timeout", &o.AckTimeout, bridge.Duration(*ackTimeout))
+		setFlag(given, "forward-bridged", &o.ForwardBridged, *forward)
 	}
 	if set["in-ring"] && cfg.In == nil {
 		cfg.In = &bridge.InboundConfig{}
 	}
 	if in := cfg.In; in != nil {
-		setString(given, "in-ring", &in.Ring, *inRing)
-		setString(given, "in-subject", &in.Subject, *inSubject)
-		setString(given, "stream", &in.Stream, *stream)
-		setString(given, "durable", &in.Durable, *durable)
-		if given("jetstream") {
-			in.JetStream = *jetStream
-		}
-		if given("in-batch") {
-			in.Batch = *inBatch
-		}
-		if given("default-type") {
-			in.DefaultType = *defType
-		}
-		if given("in-pending") {
-			in.Pending = *inPending
-		}
+		setFlag(given, "in-ring", &in.Ring, *inRing)
+		setFlag(given, "in-subject", &in.Subject, *inSubject)
+		setFlag(given, "stream", &in.Stream, *stream)
+		setFlag(given, "durable", &in.Durable, *durable)
+		setFlag(given, "jetstream", &in.JetStream, *jetStream)
+		setFlag(given, "in-batch", &in.Batch, *inBatch)
+		setFlag(given, "default-type", &in.DefaultType, *defType)
+		setFlag(given, "in-pending", &in.Pending, *inPending)
 	}
 	full := cfg.WithDefaults()
 	if err := full.Validate(); err != nil {
@@ -222,9 +192,9 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// setString sets *dst to v if the flag name was given (or there is no
+// setFlag sets *dst to v if the flag name was given (or there is no
 // configuration file, so flags and their defaults are the configuration).
-func setString(given func(string) bool, name string, dst *string, v string) {
+func setFlag[T any](given func(string) bool, name string, dst *T, v T) {
 	if given(name) {
 		*dst = v
 	}
