@@ -85,13 +85,16 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 		cur, f.fresh = tail, true
 	}
 	if !resume {
+		// Acquire: the name the line's last subscription had; we hold the
+		// line's lock, so nobody else changes it meanwhile.
+		old := e.name.Load()
 		// Seq-cst store, SYNC(fanout-name): the name, before the look at
 		// the other lines (Ring.nameTaken); put back if a live process
 		// takes the name elsewhere.
-		old := e.name.Load()
 		e.name.Store(name)
 		if name != 0 {
 			if err := r.nameTaken(h.idx, name); err != nil {
+				// Seq-cst store: the closed subscription keeps its name.
 				e.name.Store(old)
 				return nil, err
 			}
