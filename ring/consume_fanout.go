@@ -20,6 +20,23 @@ import (
 // next look finds the lap. A message held in place (Peek) is checked at
 // Release, which reports ErrOverwritten for it.
 //
+// A message spanning slots (span.go) is read with its head: the head's
+// descriptor says how many slots it takes, and after the copy every one
+// of them is checked, continuations first and the head last, so that a
+// span of which any slot was marked busy meanwhile is not delivered
+// (spanMoved). A continuation found where a head is expected is passed
+// over: where the cursor was put by a lap, a join or a resume, it belongs
+// to a message whose head is gone, and pastContinuations passes it with
+// the lap (counted lost) or the join (not counted); anywhere else it is
+// an orphan of a dead producer's hole (span.go), passed like the hole.
+//
+// Lost counts positions: a message of one slot counts one, a lost span
+// of k slots counts k. On a ring whose messages take one slot each that
+// is the number of messages; on a spanning ring it is the number of
+// slots, exact as long as no producer dies (the positions of a dead
+// producer's hole are holes, not losses; a hole whose continuations the
+// cursor was put on by a lap count as lost).
+//
 // The cursor moves only after a message is finished, so a durable
 // subscriber that resumes after its death starts where the dead one
 // stopped and delivers again what it was reading or looking at in place;
@@ -38,6 +55,8 @@ type fanoutReceiver struct {
 	evicted   bool
 	pending   uint64 // lost messages not yet reported (LapError)
 	overwrote uint64 // held messages that Release found overwritten, since the last done
+	overSlots uint64 // their positions
+	heldK     uint64 // the slots of the span held in place (Peek), if it spans; else 0
 	relErr    bool   // the last Release found one
 	flagPos   uint64 // position+1 of the first message a dead predecessor held in place
 	flagEnd   uint64 // the end of those
@@ -73,14 +92,15 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 			atomicx.StoreRelease(&e.peek, 0)
 		}
 		if cur+r.n < tail {
-			// Overwritten while nobody held the subscription: lost.
-			old := r.oldest(tail)
+			// Overwritten while nobody held the subscription: lost, with
+			// the rest of a span whose head was.
+			old := r.pastContinuations(r.oldest(tail))
 			f.pending += old - cur
 			atomicx.AddRelaxed(&e.lost, old-cur)
 			cur = old
 		}
 	case from == Oldest:
-		cur = r.oldest(tail)
+		cur = r.pastContinuations(r.oldest(tail))
 	default:
 		cur, f.fresh = tail, true
 	}
@@ -211,6 +231,8 @@ func (f *fanoutReceiver) lapped(c, v uint64) error {
 	case tail > next+f.r.n:
 		next = tail - f.r.n // lapped further since: the oldest the tail leaves
 	}
+	// The rest of a span whose head is gone is lost with it.
+	next = f.r.pastContinuations(next)
 	lost := next - c
 	f.cur = next
 	// Relaxed, one writer: our line's counter, for Stats.
@@ -250,6 +272,9 @@ func (f *fanoutReceiver) hold(pos uint64) bool {
 }
 
 func (f *fanoutReceiver) following(first, k uint64) uint64 {
+	if f.heldK != 0 {
+		return 0 // a span is held alone
+	}
 	return publishedAfter(f.r, first, min(k, f.r.n-1))
 }
 
@@ -260,8 +285,13 @@ func (f *fanoutReceiver) holdTo(_, end uint64) {
 
 func (f *fanoutReceiver) release(pos uint64) {
 	f.seq = pos + 1 // what a held message's slot holds
+	if f.heldK != 0 {
+		f.releaseSpan(pos)
+		return
+	}
 	if f.moved(pos) {
 		f.overwrote++
+		f.overSlots++
 	}
 	f.cur = pos + 1
 }
@@ -269,11 +299,10 @@ func (f *fanoutReceiver) release(pos uint64) {
 func (f *fanoutReceiver) done(n uint64, bytes int) {
 	f.relErr = f.overwrote > 0
 	if f.overwrote > 0 {
-		lost := min(f.overwrote, n)
-		n -= lost
-		// Relaxed, one writer: our line's counter.
-		atomicx.AddRelaxed(&f.line.lost, lost)
-		f.overwrote = 0
+		n -= min(f.overwrote, n)
+		// Relaxed, one writer: our line's counter, in positions.
+		atomicx.AddRelaxed(&f.line.lost, f.overSlots)
+		f.overwrote, f.overSlots = 0, 0
 	}
 	f.publish()
 	f.line.count(n, bytes)
@@ -350,6 +379,7 @@ func (f *fanoutReceiver) redelivered(pos uint64) bool {
 
 // receiveOne is next, the copy, its check, and done for one message.
 func (f *fanoutReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
+	passed := uint64(0)
 	for attempt := 0; attempt < takeAttempts; attempt++ {
 		pos, ok, err := f.next(1)
 		if err != nil || !ok {
@@ -359,6 +389,14 @@ func (f *fanoutReceiver) receiveOne(buf []byte) (int, int64, bool, error) {
 		switch {
 		case err != nil && f.moved(pos):
 			continue // a descriptor torn by an overwrite: the next look laps
+		case err == errSpanning:
+			n, typ, ok, pass, err := f.receiveSpan(pos, buf)
+			if pass && passed < f.r.n {
+				passed++ // an orphan, or a span torn by an overwrite
+				attempt--
+				continue
+			}
+			return n, typ, ok, err
 		case err != nil:
 			return 0, 0, false, err
 		case len(msg) > cap(buf):
@@ -399,7 +437,7 @@ func (f *fanoutReceiver) releaseErr() error {
 // next call.
 func (c *Consumer) fanoutBatch(msgs []Message) (got int, err error) {
 	f, r := c.fan, c.h.r
-	bytes := 0
+	bytes, passed := 0, uint64(0)
 	for attempt := 0; got < len(msgs) && attempt < len(msgs)+takeAttempts; attempt++ {
 		pos, ok, nerr := f.next(uint64(len(msgs) - got))
 		if nerr != nil || !ok {
@@ -410,6 +448,21 @@ func (c *Consumer) fanoutBatch(msgs []Message) (got int, err error) {
 		if merr != nil {
 			if f.moved(pos) {
 				continue
+			}
+			if merr == errSpanning {
+				ok, pass, serr := f.batchSpan(pos, &msgs[got])
+				switch {
+				case ok:
+					bytes += len(msgs[got].Data)
+					got++
+					continue
+				case pass && passed < r.n:
+					passed++ // an orphan, or a span torn by an overwrite
+					attempt--
+					continue
+				}
+				err = serr // reported if first, as below
+				break
 			}
 			err = merr
 			break
@@ -448,6 +501,7 @@ func (c *Consumer) fanoutBatch(msgs []Message) (got int, err error) {
 // the line before it is checked, and checked again after.
 func (c *Consumer) fanoutPeek(k uint64) (Peeked, bool, error) {
 	f, r := c.fan, c.h.r
+	passed := uint64(0)
 	for attempt := 0; attempt < takeAttempts; attempt++ {
 		pos, ok, err := f.next(k)
 		if err != nil || !ok {
@@ -455,6 +509,15 @@ func (c *Consumer) fanoutPeek(k uint64) (Peeked, bool, error) {
 		}
 		f.hold(pos)
 		typ, msg, err := r.message(pos)
+		if err == errSpanning && !f.moved(pos) {
+			p, ok, pass, err := c.fanoutPeekSpan(pos)
+			if pass && passed < r.n {
+				passed++ // an orphan, or a span torn by an overwrite
+				attempt--
+				continue
+			}
+			return p, ok, err
+		}
 		if f.moved(pos) {
 			// Overwritten already: not held after all.
 			// Release, SYNC(claim): nothing named.
@@ -482,4 +545,250 @@ func (c *Consumer) Lost() uint64 {
 	}
 	// Relaxed would do: our own line's counter.
 	return c.fan.line.lost.Load()
+}
+
+// Messages spanning slots (span.go), as a subscriber reads them.
+
+// spanAt reads the span whose head next found published at pos: its type,
+// its payload in one part or two, the slots it takes, and the type word
+// of its last continuation, read now and checked by spanMoved once the
+// reads are known to be whole. k is 0 for a continuation: an orphan, or
+// the rest of a span whose head the cursor did not see. Every word is
+// checked as spanAt checks it (span.go), so that no slice reaches outside
+// the payload area whatever the slot holds; a word torn by an overwrite
+// may fail a check, which the caller then finds moved.
+func (f *fanoutReceiver) spanAt(pos uint64) (typ int64, a, b []byte, k, last uint64, err error) {
+	r := f.r
+	i := pos & r.mask
+	d := r.descs.At(i)
+	// Relaxed would do: after the acquire of seq in next; checked after.
+	t := d.typ.Load()
+	if t&contMark != 0 {
+		if back := t &^ contMark; back == 0 || back >= r.maxSpan() {
+			return 0, nil, nil, 0, 0, fmt.Errorf("%w: slot %d is a continuation %d slots after its head, messages span at most %d", ErrCorrupt, i, back, r.maxSpan())
+		}
+		return 0, nil, nil, 0, 0, nil
+	}
+	size, flags := int(d.size), d.flags
+	switch {
+	case int64(t) <= 0:
+		return 0, nil, nil, 0, 0, fmt.Errorf("%w: slot %d holds a message of type %d", ErrCorrupt, i, int64(t))
+	case flags&^descRedelivered != descSpan || size <= r.g.oneSlot() || size > r.g.maxMessage:
+		return 0, nil, nil, 0, 0, fmt.Errorf("%w: slot %d holds a %d-byte span with flags %#x, spans hold %d to %d bytes", ErrCorrupt, i, size, flags, r.g.oneSlot()+1, r.g.maxMessage)
+	}
+	k = r.spanOf(size)
+	// Relaxed: the last continuation's type word, checked by spanMoved
+	// after its seq says the slot still holds it.
+	last = r.descs.At((pos + k - 1) & r.mask).typ.Load()
+	off, area := int(i)*r.slot, len(r.payload)
+	if end := off + size; end <= area {
+		return int64(t), r.payload[off:end:end], nil, k, last, nil
+	}
+	rest := off + size - area
+	return int64(t), r.payload[off:area:area], r.payload[:rest:rest], k, last, nil
+}
+
+// spanMoved is moved for the span of k slots at pos, whose last
+// continuation's type word spanAt read as last: the reader's half of the
+// sequence lock over every slot of the span. It reports whether any slot
+// no longer holds what it held (a producer marked it busy, or published
+// it, for a later lap), in which case nothing read may be delivered; a
+// slot that holds what no producer writes is ErrCorrupt.
+func (f *fanoutReceiver) spanMoved(pos, k, last uint64) (bool, error) {
+	r := f.r
+	// SYNC(fanout-overwrite): the barrier orders our reads of the span
+	// before the loads of seq; pairs with the producers' marks and
+	// store-store barrier in fanoutSender.mark.
+	atomicx.LoadLoad()
+	lapped, bad, badSeq := false, false, uint64(0)
+	for j := k - 1; j >= 1; j-- {
+		p := pos + j
+		// Acquire, SYNC(span-publish): pairs with the release store in
+		// publishSpanSlots; published for p before the head, so at least
+		// p+1 while the head holds pos.
+		seq := r.descs.At(p & r.mask).seq.Load()
+		switch {
+		case seq == p+1:
+		case seq&seqHeld == 0 && seq&^seqSkip >= p+r.n:
+			lapped = true // marked, or refilled, for a later lap
+		default:
+			bad, badSeq = true, seq
+		}
+	}
+	// Acquire, last: the head, whose mark precedes every mark of a
+	// continuation of the same lap (one producer claims in order) or, with
+	// many producers, is behind the gate with them.
+	if r.descs.At(pos&r.mask).seq.Load() != f.seq {
+		return true, nil // the head moved: whatever we read is torn
+	}
+	switch {
+	case bad:
+		return false, fmt.Errorf("%w: a continuation of the span at position %d has sequence %#x", ErrCorrupt, pos, badSeq)
+	case lapped:
+		return true, nil
+	case last != contMark|(k-1):
+		return false, fmt.Errorf("%w: slot %d of the span at position %d has type word %#x, not continuation %d", ErrCorrupt, (pos+k-1)&r.mask, pos, last, k-1)
+	}
+	return false, nil
+}
+
+// passOrphan moves the cursor past the continuation at pos, which the
+// receive calls found where a head is expected: its head was a hole.
+func (f *fanoutReceiver) passOrphan(pos uint64) {
+	f.cur = pos + 1
+	f.publish()
+}
+
+// receiveSpan is receiveOne's path for the span at pos: delivered into
+// buf, or passed (pass: an orphan, or a span torn by an overwrite, which
+// the next look finds lapped).
+func (f *fanoutReceiver) receiveSpan(pos uint64, buf []byte) (n int, typ int64, ok, pass bool, err error) {
+	typ, a, b, k, last, err := f.spanAt(pos)
+	switch {
+	case err != nil:
+		moved := f.moved(pos)
+		return 0, 0, false, moved, orNil(err, !moved)
+	case k == 0:
+		f.passOrphan(pos)
+		return 0, 0, false, true, nil
+	case len(a)+len(b) > cap(buf):
+		if moved, err := f.spanMoved(pos, k, last); moved || err != nil {
+			return 0, 0, false, moved, err
+		}
+		return 0, 0, false, false, tooLarge(len(a)+len(b), cap(buf))
+	}
+	n = copy(buf[:cap(buf)], a)
+	n += copy(buf[n:cap(buf)], b)
+	step("span:copied")
+	if moved, err := f.spanMoved(pos, k, last); moved || err != nil {
+		return 0, 0, false, moved, err
+	}
+	f.cur = pos + k
+	if f.flagPos != 0 {
+		f.redelivered(pos)
+	}
+	f.done(1, n)
+	return n, typ, true, false, nil
+}
+
+// orNil is err if keep, nil otherwise.
+func orNil(err error, keep bool) error {
+	if keep {
+		return err
+	}
+	return nil
+}
+
+// batchSpan is fanoutBatch's path for the span at pos: copied into m, or
+// passed as receiveSpan passes it.
+func (f *fanoutReceiver) batchSpan(pos uint64, m *Message) (ok, pass bool, err error) {
+	r := f.r
+	typ, a, b, k, last, err := f.spanAt(pos)
+	switch {
+	case err != nil:
+		moved := f.moved(pos)
+		return false, moved, orNil(err, !moved)
+	case k == 0:
+		f.passOrphan(pos)
+		return false, true, nil
+	case len(a)+len(b) > cap(m.Data):
+		if moved, err := f.spanMoved(pos, k, last); moved || err != nil {
+			return false, moved, err
+		}
+		return false, false, tooLarge(len(a)+len(b), cap(m.Data))
+	}
+	n := copy(m.Data[:cap(m.Data)], a)
+	n += copy(m.Data[n:cap(m.Data)], b)
+	origin, resent := r.meta(pos)
+	if moved, err := f.spanMoved(pos, k, last); moved || err != nil {
+		return false, moved, err
+	}
+	f.cur = pos + k
+	m.Redelivered = f.redelivered(pos) || resent
+	m.Type, m.Data, m.Origin, m.Seq = typ, m.Data[:n], origin, pos
+	return true, false, nil
+}
+
+// fanoutPeekSpan is fanoutPeek's path for the span at pos, which hold has
+// named on our line: held in place, or passed as receiveSpan passes it
+// (and then not named any more).
+func (c *Consumer) fanoutPeekSpan(pos uint64) (p Peeked, ok, pass bool, err error) {
+	f := c.fan
+	typ, a, b, k, last, err := f.spanAt(pos)
+	moved := false
+	switch {
+	case err != nil:
+		moved = f.moved(pos)
+		err = orNil(err, !moved)
+	case k != 0:
+		moved, err = f.spanMoved(pos, k, last)
+	}
+	if err != nil || moved || k == 0 {
+		// Release, SYNC(claim): nothing named.
+		atomicx.StoreRelease(&f.line.peek, 0)
+		f.named = false
+		if k == 0 && err == nil {
+			f.passOrphan(pos)
+			return Peeked{}, false, true, nil
+		}
+		return Peeked{}, false, moved, err
+	}
+	f.heldK = k
+	c.peeked, c.peekPos, c.peekCount, c.peekLen = true, pos, 1, len(a)+len(b)
+	p = c.peekedAt(pos, typ, a)
+	p.Wrapped = b
+	return p, true, false, nil
+}
+
+// releaseSpan is release for a span held in place: checked once more,
+// every slot, so that Release reports ErrOverwritten for a span of which
+// any slot was overwritten while the caller read it.
+func (f *fanoutReceiver) releaseSpan(pos uint64) {
+	k := f.heldK
+	f.heldK = 0
+	// The type word of the last continuation, as spanMoved wants it: it
+	// was checked at the Peek, and a slot refilled since fails the seq
+	// check before the type word is looked at.
+	last := contMark | (k - 1)
+	if moved, err := f.spanMoved(pos, k, last); moved || err != nil {
+		f.overwrote++
+		f.overSlots += k
+	}
+	f.cur = pos + k
+}
+
+// pastContinuations returns the first position from from on that is not
+// a published continuation of a span whose head is before from: where a
+// subscriber put at from (by a lap, a join from the oldest message, or a
+// resume) goes on, the rest of a message whose head it never saw being
+// passed with it. At most maxSpan-1 positions are passed; each slot's
+// type word is read between two loads of its seq, so a slot refilled
+// meanwhile ends the look (the next look finds the lap).
+func (r *Ring) pastContinuations(from uint64) uint64 {
+	if !r.spanning() {
+		return from
+	}
+	p := from
+	for limit := from + r.maxSpan() - 1; p < limit; p++ {
+		d := r.descs.At(p & r.mask)
+		// Acquire, SYNC(span-publish): pairs with the release store in
+		// publishSpanSlots; the type word is the continuation's.
+		seq := d.seq.Load()
+		if seq != p+1 {
+			break
+		}
+		// Relaxed: checked by the load of seq again below.
+		t := d.typ.Load()
+		// SYNC(fanout-overwrite): the type word before the second load of
+		// seq; pairs with the producers' mark and barrier.
+		atomicx.LoadLoad()
+		// Acquire: the slot still holds what it held.
+		if d.seq.Load() != seq {
+			break
+		}
+		if back := t &^ contMark; t&contMark == 0 || back >= r.maxSpan() || back <= p-from {
+			break // a head, a scribble (the receive reports it), or one of a head at or after from
+		}
+	}
+	return p
 }

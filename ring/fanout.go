@@ -152,8 +152,6 @@ func (g geometry) checkFanout() error {
 		return fmt.Errorf("%w: fan-out needs mode SPMC or MPMC (MaxConsumers is the most subscribers)", ErrInvalid)
 	case g.selective:
 		return fmt.Errorf("%w: a ring is either selective or fan-out", ErrInvalid)
-	case g.slot != 0:
-		return fmt.Errorf("%w: a fan-out ring's messages take one slot each: SlotSize below MaxMessage needs a ring that is not fan-out", ErrInvalid)
 	case g.fan.policy == Overwrite && g.mode.multiProducer():
 		return fmt.Errorf("%w: the Overwrite policy allows one producer only (mode SPMC)", ErrInvalid)
 	case g.fan.evictAfter < 0 || g.fan.policy == Overwrite && g.fan.evictAfter != 0:

@@ -130,16 +130,22 @@ func (s *fanoutSender) room(pos, k uint64) uint64 {
 }
 
 func (s *fanoutSender) claim(k uint64) (pos, n uint64, err error) {
+	return s.claimUpTo(k, 1)
+}
+
+// claimUpTo claims up to k positions, and at least need (1, or k for a
+// span: all or none); n is 0 if fewer than need are free now.
+func (s *fanoutSender) claimUpTo(k, need uint64) (pos, n uint64, err error) {
 	if !s.multi {
 		pos = s.tail
-		if n = s.room(pos, k); n == 0 && (!s.full() || s.room(pos, k) == 0) {
-			s.want(pos)
+		if n = s.room(pos, k); n < need && (!s.full() || s.room(pos, k) < need) {
+			s.want(pos + need - 1)
 			return pos, 0, nil
 		}
 		n = s.room(pos, k)
 	} else {
 		var named bool
-		pos, n, named, err = s.claimShared(k)
+		pos, n, named, err = s.claimShared(k, need)
 		if named && n == 0 {
 			// Release, SYNC(claim): our line names a claim whose CAS failed.
 			atomicx.StoreRelease(&s.line.claim, 0)
@@ -157,7 +163,8 @@ func (s *fanoutSender) claim(k uint64) (pos, n uint64, err error) {
 }
 
 // want records on our line, for the only producer of a Block ring, the
-// position every subscriber must pass before we can claim pos, so that a
+// position every subscriber must pass before we can claim pos (the last
+// position of a span we claim whole), so that a
 // subscriber wakes us only when its progress crosses it (consume_fanout.go,
 // wakeProducers); 0 says nothing. It is stored when a claim finds the ring
 // full, before any sleep announces us, and stays the same while we are
@@ -187,14 +194,14 @@ func (s *fanoutSender) mark(pos, n uint64) {
 	atomicx.StoreStore()
 }
 
-// claimShared is claim for one of many producers; it reports named if it
-// left an intent on our line.
-func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err error) {
+// claimShared is claimUpTo for one of many producers; it reports named if
+// it left an intent on our line.
+func (s *fanoutSender) claimShared(k, need uint64) (pos, n uint64, named bool, err error) {
 	r := s.r
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		// Acquire: the shared tail.
 		pos = r.prod.pos.Load()
-		if n = s.room(pos, k); n == 0 {
+		if n = s.room(pos, k); n < need {
 			if s.full() {
 				continue // evicted: the gate moved
 			}
@@ -227,6 +234,9 @@ func (s *fanoutSender) claimShared(k uint64) (pos, n uint64, named bool, err err
 				return 0, 0, named, fmt.Errorf("%w: slot of position %d has sequence %#x, and the tail has not passed it", ErrCorrupt, pos, first)
 			}
 			return pos, 0, named, nil
+		}
+		if m < need {
+			return pos, 0, named, nil // a span's last slots are not free yet
 		}
 		n = m
 		// Release, SYNC(claim): the intent, before the CAS that makes it
@@ -317,19 +327,70 @@ func (s *fanoutSender) publish(pos, n uint64, bytes int) {
 		// load of seq; the slot's descriptor and payload are visible.
 		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, pos+i+1)
 	}
+	s.finish(n, n, bytes)
+}
+
+// finish ends a claim whose slots are published: it clears our line's
+// claim (many producers) or moves the tail past the claim's positions
+// (the only producer), counts msgs messages, and wakes subscribers.
+func (s *fanoutSender) finish(positions, msgs uint64, bytes int) {
+	r := s.r
 	if s.multi {
 		// Release, SYNC(claim): the claim is finished, after its commits.
 		atomicx.StoreRelease(&s.line.claim, 0)
 	} else {
-		if (s.tail+n)&s.tailMask != s.tail&s.tailMask {
+		if (s.tail+positions)&s.tailMask != s.tail&s.tailMask {
 			// Relaxed: readers take the tail only as a start and check the
 			// slots from there (Ring.publishedFrom).
-			atomicx.StoreRelaxed(&r.prod.pos, s.tail+n)
+			atomicx.StoreRelaxed(&r.prod.pos, s.tail+positions)
 		}
-		s.tail += n
+		s.tail += positions
 	}
-	s.line.count(n, bytes)
+	s.line.count(msgs, bytes)
 	if r.maySleep(consumerSide) { // every subscriber wants every message: wake them all
+		r.wakeFenced(consumerSide, 1<<31)
+	}
+}
+
+// claimAll claims the k consecutive positions of a span, all or none
+// (span.go): the gate must let us write all k, and with many producers
+// each slot must have been published for its position of the lap before.
+func (s *fanoutSender) claimAll(k uint64) (uint64, bool, error) {
+	pos, n, err := s.claimUpTo(k, k)
+	return pos, n == k && err == nil, err
+}
+
+// publishSpan publishes the span of k positions at pos, which claimAll
+// marked busy and writeSpan filled: the continuations, last first, then
+// the head, so that a subscriber that sees the head published sees the
+// whole message (SYNC(span-publish)); skipped more positions after them
+// were given up already, by skip marks (a Commit shorter than its
+// ReserveSpan).
+func (s *fanoutSender) publishSpan(pos, k, skipped uint64, bytes int) {
+	r := s.r
+	r.publishSpanSlots(pos, k)
+	step("span:continued")
+	// Release, SYNC(slot-publish): as in publish, after the continuations.
+	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
+	s.finish(k+skipped, 1, bytes)
+}
+
+// abortSpan gives up the span of k positions at pos that claimAll
+// returned: the only producer fills them again with its next claim (they
+// stay marked busy until then); one of many publishes each as a hole,
+// then clears its claim.
+func (s *fanoutSender) abortSpan(pos, k uint64) {
+	if !s.multi {
+		return
+	}
+	r := s.r
+	for i := uint64(0); i < k; i++ {
+		// Release, SYNC(slot-publish): a skip mark, as abort makes.
+		atomicx.StoreRelease(&r.descs.At((pos+i)&r.mask).seq, (pos+i+1)|seqSkip)
+	}
+	// Release, SYNC(claim): finished, after every mark.
+	atomicx.StoreRelease(&s.line.claim, 0)
+	if r.maySleep(consumerSide) {
 		r.wakeFenced(consumerSide, 1<<31)
 	}
 }

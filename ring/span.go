@@ -740,11 +740,15 @@ func (p *Producer) spanDiscipline() spanSender { return p.d.(spanSender) }
 
 // abortSpan gives up the span that ReserveSpan claimed: a single producer's
 // tail did not move; many producers mark each position skipped (or, on a
-// selective ring, free again), then clear their claim.
+// selective ring, free again), then clear their claim; a fan-out ring's
+// producers do the same (fanoutSender.abortSpan).
 func (p *Producer) abortSpan() {
 	pos, k := p.resPos, p.resSpan
 	p.resSpan = 0
-	if s, ok := p.d.(*multiSender); ok {
+	switch s := p.d.(type) {
+	case *multiSender:
+		s.abortSpan(pos, k)
+	case *fanoutSender:
 		s.abortSpan(pos, k)
 	}
 }

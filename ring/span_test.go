@@ -422,11 +422,41 @@ func TestSpanReserve(t *testing.T) {
 	}
 }
 
-// TestSpanningNotFanout: a fan-out ring refuses slots smaller than its
-// largest message, rather than carrying spanning messages it cannot read.
-func TestSpanningNotFanout(t *testing.T) {
-	_, err := Create(ipc.Private, &Options{Mode: SPMC, Fanout: true, MaxMessage: 4096, SlotSize: 256, Slots: 64})
-	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("fan-out with spanning slots: %v, want ErrInvalid", err)
+// TestSpanningFanout: a fan-out ring takes slots smaller than its largest
+// message, and every subscriber receives a message spanning them whole,
+// held in place too, wrapped around the end of the payload area.
+func TestSpanningFanout(t *testing.T) {
+	r := testRing(t, shm, &Options{Mode: SPMC, Fanout: true, MaxMessage: 4096, SlotSize: 256, Slots: 64})
+	subs := subscribe(t, r, 2)
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, got := make([]byte, 4096), make([]byte, 4096)
+	wrapped := 0
+	for seq := 0; seq < 40; seq++ { // 12 slots each: round the ring 7 times
+		if err := p.TrySend(1, spanData(send, seq, 3000)); err != nil {
+			t.Fatalf("send %d: %v", seq, err)
+		}
+		n, _, err := subs[0].Receive(context.Background(), got)
+		if err != nil || !bytes.Equal(got[:n], send[:3000]) {
+			t.Fatalf("receive %d: %d bytes, %v", seq, n, err)
+		}
+		pk, err := subs[1].TryPeek()
+		if err != nil {
+			t.Fatalf("peek %d: %v", seq, err)
+		}
+		if m := append(append(got[:0], pk.Data...), pk.Wrapped...); !bytes.Equal(m, send[:3000]) {
+			t.Fatalf("peek %d: %d bytes", seq, len(m))
+		}
+		if pk.Wrapped != nil {
+			wrapped++
+		}
+		if err := subs[1].Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if wrapped == 0 {
+		t.Error("no peeked message wrapped around the payload area")
 	}
 }
