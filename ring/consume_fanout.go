@@ -213,26 +213,29 @@ func (f *fanoutReceiver) next(uint64) (uint64, bool, error) {
 // lapped moves the cursor, at c, past the messages that producers
 // overwrote: the slot of c holds (or is being written for) the position
 // v-1 (or v), so every position up to N before that is gone, and the
-// others may still be there. It counts them lost and returns the report.
+// others may still be there. On a spanning ring the rest of a span whose
+// head is gone goes with it; if a slot of that rest is being overwritten
+// meanwhile, the lap goes on from there, so that a report counts the
+// slots of whole messages. It counts them lost and returns the report.
 func (f *fanoutReceiver) lapped(c, v uint64) error {
-	q := v - 1 // published for v-1
-	if (v-c)&f.r.mask == 0 {
-		q = v // being written for v
+	r := f.r
+	next, err := f.lapEnd(c, v)
+	for i := uint64(0); err == nil && r.spanning() && i < r.n; i++ {
+		p := r.pastContinuations(next)
+		// Acquire, SYNC(slot-publish): what the slot where the look
+		// stopped holds: a head, a slot not yet published, or one lapped
+		// again (each lap moves p on, so the loop ends by the tail).
+		seq := r.descs.At(p & r.mask).seq.Load()
+		w := seq &^ seqSkip
+		if seq&seqHeld != 0 || w <= p+1 || (w-p)&r.mask > 1 {
+			next = p
+			break
+		}
+		next, err = f.lapEnd(p, w)
 	}
-	next := q - f.r.n + 1
-	tail, err := f.r.fanoutTail()
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case q > tail+f.r.n:
-		// No producer got there: a scribbled sequence word, which must not
-		// move our cursor past every message to come.
-		return fmt.Errorf("%w: slot of position %d has sequence %#x, past the tail %d", ErrCorrupt, c, v, tail)
-	case tail > next+f.r.n:
-		next = tail - f.r.n // lapped further since: the oldest the tail leaves
 	}
-	// The rest of a span whose head is gone is lost with it.
-	next = f.r.pastContinuations(next)
 	lost := next - c
 	f.cur = next
 	// Relaxed, one writer: our line's counter, for Stats.
@@ -241,6 +244,28 @@ func (f *fanoutReceiver) lapped(c, v uint64) error {
 	f.pending += lost
 	step("fanout:lapped")
 	return f.check()
+}
+
+// lapEnd is the oldest position that may still be in the ring, for a
+// subscriber at c that finds in c's slot the seq v of a later lap.
+func (f *fanoutReceiver) lapEnd(c, v uint64) (uint64, error) {
+	q := v - 1 // published for v-1
+	if (v-c)&f.r.mask == 0 {
+		q = v // being written for v
+	}
+	next := q - f.r.n + 1
+	tail, err := f.r.fanoutTail()
+	switch {
+	case err != nil:
+		return 0, err
+	case q > tail+f.r.n:
+		// No producer got there: a scribbled sequence word, which must not
+		// move our cursor past every message to come.
+		return 0, fmt.Errorf("%w: slot of position %d has sequence %#x, past the tail %d", ErrCorrupt, c, v, tail)
+	case tail > next+f.r.n:
+		next = tail - f.r.n // lapped further since: the oldest the tail leaves
+	}
+	return next, nil
 }
 
 // moved reports whether the slot of pos no longer holds what next saw:
