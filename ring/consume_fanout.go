@@ -759,6 +759,7 @@ func (c *Consumer) fanoutPeekSpan(pos uint64) (p Peeked, ok, pass bool, err erro
 		return Peeked{}, false, moved, err
 	}
 	f.heldK = k
+	step("span:held")
 	c.peeked, c.peekPos, c.peekCount, c.peekLen = true, pos, 1, len(a)+len(b)
 	p = c.peekedAt(pos, typ, a)
 	p.Wrapped = b

@@ -31,7 +31,9 @@ func init() {
 // millisecond every n messages. With RING_ECHO=1 it prints "got SEQ R"
 // for each message before finishing it (R: 1 if flagged redelivered). It
 // ends with "done RECEIVED LOST" (LOST as Consumer.Lost says), or
-// "evicted RECEIVED" when its call returns ErrEvicted.
+// "evicted RECEIVED" when its call returns ErrEvicted. With RING_SPAN=1 it
+// receives messages made by fanSpanMsg instead, with receiveSpansLossy,
+// and ends with "done RECEIVED LOST_SLOTS LOST_MESSAGES".
 func helperFanSubscriber() int {
 	r, _ := helperOpen()
 	defer r.Close()
@@ -51,6 +53,15 @@ func helperFanSubscriber() int {
 	echo := os.Getenv("RING_ECHO") == "1"
 	slow, _ := strconv.Atoi(os.Getenv("RING_SLOW"))
 	way := os.Getenv("RING_WAY")
+	if os.Getenv("RING_SPAN") == "1" {
+		ways := map[string]int{"copy": 0, "batch": 1, "peek": 2, "peekbatch": 3, "mixed": -1}
+		acc, err := receiveSpansLossy(context.Background(), c, ways[way], slow, strict)
+		if err != nil {
+			return helperFail("receive", err)
+		}
+		fmt.Printf("done %d %d %d\n", acc.received, acc.lostSlots, acc.lostMsgs)
+		return 0
+	}
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	ctx := context.Background()

@@ -21,10 +21,11 @@ func fanSpanOpts(m Mode, p Policy) *Options {
 }
 
 // fanSpanMsg is message seq of producer id in the fan-out spanning tests:
-// 1 byte to len(b) (len(b) every 7th), its bytes derived from id and seq.
+// 1 byte to len(b) (len(b) every 7th, the first among them), its bytes
+// derived from id and seq.
 func fanSpanMsg(b []byte, id, seq uint64) []byte {
 	n := len(b)
-	if seq%7 != 3 {
+	if seq%7 != 0 {
 		n = 1 + int((seq*2654435761+id*40503)%uint64(len(b)))
 	}
 	return spanData(b, int(seq*16+id), n)
@@ -248,9 +249,13 @@ func receiveSpansLossy(ctx context.Context, c *Consumer, way, slow int, strict b
 		}
 		return nil
 	}
-	for {
+	for i := 0; ; i++ {
+		w := way
+		if way < 0 {
+			w = i
+		}
 		var err error
-		switch way % 4 {
+		switch w % 4 {
 		case 0:
 			var n int
 			var typ int64
@@ -268,7 +273,7 @@ func receiveSpansLossy(ctx context.Context, c *Consumer, way, slow int, strict b
 			}
 		default:
 			h := held[:1] // a Peek
-			if way%4 == 3 {
+			if w%4 == 3 {
 				h = held
 			}
 			var n int
@@ -379,5 +384,164 @@ func TestSpanFanoutOverwrite(t *testing.T) {
 				t.Log("no subscriber was lapped this time")
 			}
 		})
+	}
+}
+
+// TestSpanFanoutProcesses: 1 and 4 subscriber processes of a Block ring
+// each receive every spanning message, in order, exactly once, intact,
+// by every way of receiving, with one producer and with the discipline of
+// many.
+func TestSpanFanoutProcesses(t *testing.T) {
+	count := uint64(10000)
+	if testing.Short() {
+		count = 2000
+	}
+	for _, tc := range []struct {
+		mode Mode
+		subs int
+	}{{SPMC, 1}, {SPMC, 4}, {MPMC, 1}, {MPMC, 4}} {
+		t.Run(fmt.Sprintf("mode=%v/subs=%d", tc.mode, tc.subs), func(t *testing.T) {
+			r := testRing(t, shm, fanSpanOpts(tc.mode, PolicyBlock))
+			ways := []string{"copy", "batch", "peek", "peekbatch", "mixed"}
+			var subs []*fanSub
+			for i := 0; i < tc.subs; i++ {
+				subs = append(subs, startFanSub(t, r, "RING_SPAN=1", "RING_STRICT=1", "RING_WAY="+ways[(i+tc.subs)%len(ways)]))
+			}
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+			defer cancel()
+			buf := make([]byte, r.MaxMessage())
+			for seq := uint64(0); seq < count; seq++ {
+				if err := p.Send(ctx, 1, fanSpanMsg(buf, 0, seq)); err != nil {
+					t.Fatalf("send %d: %v\n%s%s", seq, err, dump(r), fanDump(r))
+				}
+			}
+			p.Close()
+			for i, s := range subs {
+				if got := s.wait(t); got != fmt.Sprintf("done %d 0 0", count) {
+					t.Errorf("subscriber %d: %q", i, got)
+				}
+			}
+		})
+	}
+}
+
+// TestSpanFanoutOverwriteProcesses: under Overwrite, subscriber processes
+// of spanning messages, slow ones among them, never receive a torn
+// message and account for every message sent: received + lost, the lost
+// counted in the slots of whole messages.
+func TestSpanFanoutOverwriteProcesses(t *testing.T) {
+	const count = 20000
+	r := testRing(t, shm, fanSpanOpts(SPMC, Overwrite))
+	subs := []*fanSub{
+		startFanSub(t, r, "RING_SPAN=1", "RING_WAY=copy"),
+		startFanSub(t, r, "RING_SPAN=1", "RING_WAY=peek", "RING_SLOW=16"),
+		startFanSub(t, r, "RING_SPAN=1", "RING_WAY=batch", "RING_SLOW=64"),
+		startFanSub(t, r, "RING_SPAN=1", "RING_WAY=mixed", "RING_SLOW=8"),
+	}
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendFanSpans(t, p, 0, count)
+	p.Close()
+	for i, s := range subs {
+		var got, slots, lost uint64
+		if _, err := fmt.Sscanf(s.wait(t), "done %d %d %d", &got, &slots, &lost); err != nil {
+			t.Fatalf("subscriber %d: %q", i, s.last())
+		}
+		if got+lost != count || lost > slots {
+			t.Errorf("subscriber %d: received %d + lost %d (%d slots) != sent %d", i, got, lost, slots, count)
+		}
+	}
+}
+
+// TestSpanFanoutProducerKilled: a producer SIGKILLed in the middle of a
+// spanning message, after claiming its slots or after publishing its
+// continuations, leaves a hole that every subscriber passes whole: they
+// receive every message before and after it and nothing of it. With many
+// producers the hole is the dead one's claim, recovered; with one, its
+// successor's.
+func TestSpanFanoutProducerKilled(t *testing.T) {
+	for _, m := range []Mode{MPMC, SPMC} {
+		for _, st := range []string{"span:claimed", "span:continued"} {
+			t.Run(fmt.Sprintf("mode=%v/kill-at=%s", m, st), func(t *testing.T) {
+				opts := fanSpanOpts(m, PolicyBlock)
+				opts.Slots = 64 // room for all the test's messages
+				r := testRing(t, shm, opts)
+				subs := subscribe(t, r, 3)
+				if !parkAndKill(t, "span-producer", st, helperEnv(r, "RING_ID=0", "RING_COUNT=2")...) {
+					t.Fatalf("the producer never reached %s", st)
+				}
+				p, err := r.NewProducer() // another producer, or the dead one's successor
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, r.MaxMessage())
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				defer cancel()
+				for seq := uint64(0); seq < 3; seq++ {
+					if err := p.Send(ctx, 2, spanPayload(buf, 1, seq)); err != nil {
+						t.Fatalf("send %d: %v\n%s", seq, err, dump(r))
+					}
+				}
+				p.Close()
+				for i, c := range subs {
+					seqs, _ := receiveSpans(t, c, r, 5)
+					if fmt.Sprint(seqs) != "map[0:[0 1] 1:[0 1 2]]" {
+						t.Fatalf("subscriber %d received %v", i, seqs)
+					}
+				}
+				hole := m.multiProducer() || st == "span:continued"
+				if stats := r.Stats(); hole != (stats.Recovered > 0) {
+					t.Errorf("hole %v, recovered %d: %+v", hole, stats.Recovered, stats)
+				}
+			})
+		}
+	}
+}
+
+// TestSpanFanoutPeekKilled: a durable subscriber SIGKILLed while it holds
+// a spanning message in place gets it again, whole and flagged, when it
+// resumes by name, and goes on with the rest.
+func TestSpanFanoutPeekKilled(t *testing.T) {
+	opts := fanSpanOpts(SPMC, PolicyBlock)
+	opts.Slots = 32 // room for the test's messages: a closed subscription does not hold the gate
+	r := testRing(t, shm, opts)
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.NewSubscriber(&SubscribeOptions{Name: "held"}) // the subscription exists before the messages
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	sendFanSpans(t, p, 0, 3)
+	if !parkAndKill(t, "fan-subscriber", "span:held", helperEnv(r, "RING_SPAN=1", "RING_NAME=held", "RING_WAY=peek")...) {
+		t.Fatal("the subscriber never held a spanning message")
+	}
+	c, err = r.NewSubscriber(&SubscribeOptions{Name: "held"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scratch, buf := make([]byte, r.MaxMessage()), make([]byte, r.MaxMessage())
+	for seq := uint64(0); seq < 3; seq++ {
+		m, err := c.TryPeek()
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		if err := checkFanSpan(m.Type, append(append(buf[:0], m.Data...), m.Wrapped...), scratch, seq); err != nil || m.Redelivered != (seq == 0) {
+			t.Fatalf("resumed: message %d: %v, redelivered %v", seq, err, m.Redelivered)
+		}
+		if err := c.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := r.Stats(); st.Redelivered != 1 || c.Lost() != 0 {
+		t.Fatalf("stats %+v, lost %d", st, c.Lost())
 	}
 }
