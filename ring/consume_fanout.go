@@ -563,7 +563,8 @@ func (c *Consumer) fanoutPeek(k uint64) (Peeked, bool, error) {
 
 // Lost returns how many messages this subscriber lost to producers that
 // lapped it (or overwrote what it held in place), over the life of its
-// subscription; 0 for a consumer of another kind of ring.
+// subscription, in slots on a ring whose messages span slots (as
+// [LapError].Lost); 0 for a consumer of another kind of ring.
 func (c *Consumer) Lost() uint64 {
 	if c.fan == nil {
 		return 0

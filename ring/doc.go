@@ -54,9 +54,9 @@
 // slots × SlotSize): so a ring can take rare large messages without
 // giving every slot their size. A spanning message is claimed whole or
 // not at all (a send waits, or TrySend gives ErrFull, until all its slots
-// are free), published at once, and received whole, in every mode (but
-// fan-out, which does not take SlotSize yet) and every receive call: Receive and ReceiveBatch copy it into the caller's
-// buffer, Peek shows it in place as [Peeked].Data, followed by
+// are free), published at once, and received whole, in every mode,
+// fan-out included, and every receive call: Receive and ReceiveBatch copy
+// it into the caller's buffer, Peek shows it in place as [Peeked].Data, followed by
 // [Peeked].Wrapped where it wraps around the end of the ring's memory, both
 // valid until Release. [Producer.ReserveSpan] gives the room of a
 // message of any size in place, in one part or two at the wrap, where
@@ -116,7 +116,13 @@
 // for Options.EvictAfter is evicted and gets [ErrEvicted]); under
 // Overwrite (one producer) they never wait, and a lapped subscriber gets a
 // [LapError] with the exact number it lost and goes on at the oldest
-// message left. A named subscription is durable: taken again by name, it
+// message left. On a fan-out ring whose messages span slots (SlotSize),
+// every slot of a spanning message is checked after the copy, so a
+// message overwritten while it was read is never delivered (held in
+// place, its Release returns [ErrOverwritten]), and a subscriber put in
+// the middle of one (by a lap, or joining at the oldest message) passes
+// its rest; there the numbers lost ([LapError].Lost, [Consumer.Lost])
+// count slots, not messages: a lost message of k slots counts k. A named subscription is durable: taken again by name, it
 // resumes where it was. [Ring.Subscribers] reports each subscription. The
 // race detector cannot check Overwrite's sequence-locked reads of a heap
 // ring (they race with the overwrite by design, and are then discarded):

@@ -138,7 +138,12 @@ var (
 // LapError reports messages a subscriber lost because producers lapped
 // it; it matches [ErrLapped].
 type LapError struct {
-	Lost uint64 // messages lost since the last report
+	// Lost is how many messages were lost since the last report. On a
+	// ring whose messages span slots (Options.SlotSize) it counts slots:
+	// a lost message of k slots counts k, so the numbers add up to the
+	// slots of whole messages; on any other ring slots and messages are
+	// the same.
+	Lost uint64
 }
 
 // Error says how many messages were lost.

@@ -35,6 +35,14 @@ import (
 // a dead producer left, skipped by every subscriber). A subscriber at
 // position c that finds seq ≥ c+N has been lapped: it counts the lost
 // messages, exactly, and goes on at the oldest one still in the slots.
+//
+// A message spanning slots (span.go) takes k consecutive positions,
+// claimed all or none (Block: the gate must let all k be written), each
+// marked busy before any is written, and published continuations first,
+// head last. A subscriber reads it with its head and checks all k slots
+// after the copy, so the sequence lock covers the whole message. Where
+// messages span slots, lost counts positions: a message of k slots lost
+// counts k (consume_fanout.go).
 
 // Policy is what the producers of a fan-out ring do about a subscriber
 // that falls a whole ring behind.
@@ -128,7 +136,7 @@ type SubscriberStats struct {
 	Position uint64 // next position it receives
 	Lag      uint64 // messages published that it has not received: Sent - Position
 	Received uint64 // messages it received
-	Lost     uint64 // messages producers overwrote before it received them (Overwrite, or before it joined the gate)
+	Lost     uint64 // messages producers overwrote before it received them (Overwrite, or before it joined the gate); slots, where messages span slots
 	Evicted  bool   // producers evicted it (Block policy, EvictAfter)
 }
 

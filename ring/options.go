@@ -140,9 +140,9 @@ type Options struct {
 	// together (see Peeked.Wrapped). MaxMessage may then be at most half
 	// of Slots×SlotSize. Unset, or not below MaxMessage, every slot holds
 	// the largest message, as it always did. Messages that fit one slot
-	// cost the same either way. Every mode takes it, selective rings too,
-	// but fan-out rings (Fanout) do not yet: their messages take one slot
-	// each.
+	// cost the same either way. Every mode takes it, selective and
+	// fan-out rings too; on a fan-out ring what a subscriber lost is
+	// counted in slots (see [LapError]).
 	SlotSize int
 
 	// Selective makes a ring whose consumers may receive by type, with

@@ -26,7 +26,9 @@ import (
 //
 // Every claimed slot is marked busy (seq = p) before it is written, with a
 // store-store barrier after the mark: the writer's half of the sequence
-// lock subscribers check (SYNC(fanout-overwrite)).
+// lock subscribers check (SYNC(fanout-overwrite)). A message spanning
+// slots claims its k positions all or none (claimAll), marks them all
+// busy, and publishes them as span.go frames them, continuations first.
 //
 // Eviction (Block, EvictAfter): while the gate holds the ring full, the
 // producer watches it; when the gate has stayed at the same position for
