@@ -110,21 +110,29 @@ func TestScribbler(t *testing.T) {
 		{"role-lines", geometry.rolesOffset, geometry.descsOffset, 2000},
 		{"descriptors", geometry.descsOffset, geometry.payloadOffset, 500},
 	}
-	for i, mode := range append(allModes, MPMC, MPMC, MPMC) {
+	for i, mode := range append(allModes, MPMC, MPMC, MPMC, SPMC, MPMC, SPMC) {
 		reg := regions[i%len(regions)]
 		if i == len(allModes) {
 			reg = regions[len(regions)-1]
 		}
 		// The last two: selective rings, their descriptors and their role
 		// lines scribbled on.
-		selective := i > len(allModes)
+		selective := i > len(allModes) && i <= len(allModes)+2
 		if selective {
 			reg = regions[[]int{4, 3}[i-len(allModes)-1]]
 		}
 		// Every other ring has 64-byte slots, so that its larger messages
 		// span up to four of them.
 		slot := 64 * (i % 2)
-		r := testRing(t, shm, &Options{Mode: mode, Selective: selective, Slots: 8, MaxMessage: 200, SlotSize: slot, Wait: Waiting{Strategy: Adaptive}})
+		opts := &Options{Mode: mode, Selective: selective, Slots: 8, MaxMessage: 200, SlotSize: slot, Wait: Waiting{Strategy: Adaptive}}
+		// The last three: fan-out rings of spanning messages, Block (one
+		// producer and many) and Overwrite, their descriptors, their role
+		// lines and everything scribbled on.
+		if f := i - len(allModes) - 3; f >= 0 {
+			opts.Fanout, opts.Policy, opts.SlotSize = true, []Policy{PolicyBlock, PolicyBlock, Overwrite}[f], 64
+			reg = regions[[]int{4, 3, 0}[f]]
+		}
+		r := testRing(t, shm, opts)
 		p, c := pair(t, r)
 		cmd := ipctest.Command(t, "scribble", "RING_SEG="+strconv.Itoa(r.SegmentID()),
 			"SCRIBBLE_UNTIL="+strconv.FormatInt(until.UnixNano(), 10),
@@ -238,7 +246,8 @@ func scribbledCall(s side, n int, ctx context.Context, p *Producer, c *Consumer,
 // knownError reports whether err is one a ring call may return.
 func knownError(err error) bool {
 	for _, s := range []error{ErrCorrupt, ErrFull, ErrEmpty, ErrTooLarge, ErrPeerDead, ErrNoConsumers, ErrPending,
-		ErrNotReserved, ErrRemoved, io.EOF, context.DeadlineExceeded, context.Canceled, os.ErrClosed} {
+		ErrNotReserved, ErrRemoved, io.EOF, context.DeadlineExceeded, context.Canceled, os.ErrClosed,
+		ErrLapped, ErrEvicted, ErrOverwritten} {
 		if errors.Is(err, s) {
 			return true
 		}

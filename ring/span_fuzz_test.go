@@ -50,20 +50,25 @@ func (m *spanModel) message(n int) []byte {
 // batches mixing spans with messages of one slot, receives into buffers of
 // random capacity, batches of them, peeks), and compares every result with
 // a model: FIFO content and type, a span refused whole when its slots are
-// not all free, and the sentinel of every refusal.
+// not all free, and the sentinel of every refusal. Some scripts make a
+// fan-out ring (Block) of one subscriber, which must behave the same.
 func FuzzSpanning(f *testing.F) {
 	f.Add([]byte{0, 1, 255, 0, 1, 200, 2, 255, 0, 1, 255, 0, 1, 255, 6, 2, 255})
 	f.Add([]byte{3, 2, 128, 4, 3, 1, 90, 2, 250, 1, 30, 5, 3, 100, 20, 255, 6, 6, 6})
 	f.Add([]byte{4, 0, 255, 0, 5, 255, 0, 5, 254, 2, 10, 2, 255, 7, 1, 255, 4})
+	f.Add([]byte{2, 3, 1, 90, 0, 1, 255, 0, 2, 200, 4, 3, 1, 90, 2, 250, 6, 2, 5, 3, 100, 20, 255, 7, 2})
+	f.Add([]byte{3, 3, 2, 200, 0, 1, 255, 0, 2, 255, 7, 1, 0, 3, 254, 2, 255, 6, 1, 4, 2, 128, 30, 5, 2, 255, 40})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		in := &fuzzReader{script}
-		mode, selective := spanModes[int(in.next())%len(spanModes)].mode, false
+		mode, selective, fanout := spanModes[int(in.next())%len(spanModes)].mode, false, false
 		if k := int(in.next()); k%len(spanModes) >= 4 && mode.multiConsumer() {
 			selective = true
+		} else if k%len(spanModes) == 3 && mode.multiConsumer() {
+			fanout = true
 		}
 		slots := 4 << (in.next() % 3)
 		maxMessage := InlineCap + 1 + int(in.next())%(slots*64/2-InlineCap)
-		opts := &Options{Mode: mode, Selective: selective, Slots: slots, SlotSize: 64, MaxMessage: maxMessage}
+		opts := &Options{Mode: mode, Selective: selective, Fanout: fanout, Slots: slots, SlotSize: 64, MaxMessage: maxMessage}
 		if mode.multiProducer() {
 			opts.MaxProducers = 2
 		}
@@ -82,7 +87,7 @@ func FuzzSpanning(f *testing.F) {
 		m := &spanModel{slots: slots, slot: 64, max: maxMessage}
 		for step := 0; in.more(); step++ {
 			if err := spanStep(in, p, c, m); err != nil {
-				t.Fatalf("%v ring (selective %v) of %d slots, messages to %d bytes, step %d: %v", mode, selective, slots, maxMessage, step, err)
+				t.Fatalf("%v ring (selective %v, fan-out %v) of %d slots, messages to %d bytes, step %d: %v", mode, selective, fanout, slots, maxMessage, step, err)
 			}
 		}
 	})
