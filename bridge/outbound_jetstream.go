@@ -30,6 +30,11 @@ type outWindow struct {
 
 func (w *outWindow) at(i int) *flight { return &w.f[(w.head+i)%len(w.f)] }
 
+// chunk is the least room worth holding more for: the window grows by runs
+// of at least a quarter of itself, which nats.go writes to the server in
+// few large writes, rather than by one message per acknowledgement.
+func (w *outWindow) chunk() int { return max(1, len(w.f)/4) }
+
 // runJetStream streams the ring to JetStream: it keeps up to cfg.Batch
 // messages held in place and published, holds more after them
 // (Consumer.TryPeekMore) as their acknowledgements come, and releases the
@@ -61,14 +66,15 @@ func (o *Outbound) runJetStream(ctx, hctx context.Context) error {
 			}
 			o.hold(w, held[:n])
 			progress = true
-		case w.n < len(w.f) && ctx.Err() == nil:
+		case w.n <= len(w.f)-w.chunk() && ctx.Err() == nil:
 			n, err := o.cons.TryPeekMore(held[:len(w.f)-w.n])
 			switch {
 			case err == nil:
 				o.hold(w, held[:n])
 				progress = true
 			case !errors.Is(err, ring.ErrEmpty):
-				return fmt.Errorf("bridge: out ring %s: peek: %w", o.cfg.Ring, err)
+				_, err := o.idle(ctx, err) // closed, or the ring failed
+				return err
 			}
 		}
 		if k := o.ackedRun(w); k > 0 {
@@ -80,7 +86,7 @@ func (o *Outbound) runJetStream(ctx, hctx context.Context) error {
 		if progress {
 			continue
 		}
-		if err := o.awaitOldest(hctx, w); err != nil {
+		if err := o.await(hctx, w); err != nil {
 			// Not acknowledged in time: what is held stays, and Close
 			// leaves it to be delivered again.
 			return nil
@@ -168,13 +174,21 @@ func (o *Outbound) release(w *outWindow, k int) error {
 	return nil
 }
 
-// awaitOldest waits until the oldest message of the window is
-// acknowledged or fails, or until ctx is done (then it returns ctx.Err()).
-// One that failed, or could not be published, is published again, with
-// the same Nats-Msg-Id and flagged, after a pause that grows with each
-// round, together with every other one of the window that failed.
-func (o *Outbound) awaitOldest(ctx context.Context, w *outWindow) error {
+// await waits until the message of the window whose acknowledgement makes
+// a chunk's room is acknowledged or fails (the oldest, if the window has
+// the room already), or until ctx is done (then it returns ctx.Err()).
+// Acknowledgements come in order but for failures, so the run before it is
+// acknowledged too, mostly. If the oldest failed, or could not be
+// published, it is published again, with the same Nats-Msg-Id and flagged,
+// after a pause that grows with each round, together with every other one
+// of the window that failed.
+func (o *Outbound) await(ctx context.Context, w *outWindow) error {
 	f := w.at(0)
+	if i := w.chunk() - (len(w.f) - w.n) - 1; f.ack != nil && i > 0 {
+		if g := w.at(min(i, w.n-1)); g.ack != nil && !g.acked {
+			f = g
+		}
+	}
 	if f.ack != nil {
 		select {
 		case <-f.ack.Ok():
@@ -185,8 +199,8 @@ func (o *Outbound) awaitOldest(ctx context.Context, w *outWindow) error {
 			return ctx.Err()
 		}
 		o.m.OutAcksPending.Add(-1)
-		if f.acked {
-			return nil
+		if f.acked || f != w.at(0) {
+			return nil // a later one that failed is published again once it is the oldest
 		}
 	}
 	w.tries++
