@@ -16,7 +16,7 @@ import (
 const (
 	DefaultURL             = "nats://127.0.0.1:4222"
 	DefaultPrefix          = "shmring"
-	DefaultOutBatch        = 1024 // messages in flight to JetStream: its round trip is paid once per batch
+	DefaultOutBatch        = 1024 // messages held and in flight to JetStream at once
 	DefaultInBatch         = 256
 	DefaultDuplicates      = 2 * time.Minute // JetStream's own default duplicate window
 	DefaultReconnectBuffer = 8 << 20         // bytes nats.go keeps while disconnected
@@ -66,7 +66,10 @@ type OutboundConfig struct {
 	// Duplicates is the duplicate window of a stream this bridge creates
 	// (JetStream's default, 2 minutes, when zero).
 	Duplicates Duration `json:"duplicates,omitempty"`
-	// Batch is how many ring messages are held, published and acknowledged
+	// Batch bounds the ring messages held at once: with JetStream, those
+	// published and not yet acknowledged (and released, since a message
+	// leaves the ring only once it and every one before it are
+	// acknowledged); with core NATS, those copied out and published
 	// together.
 	Batch int `json:"batch,omitempty"`
 	// AckTimeout is how long a JetStream acknowledgement may take before

@@ -25,11 +25,13 @@
 // With JetStream the chain is at-least-once end to end and, within the
 // stream's duplicate window, exactly-once:
 //
-//   - Outbound holds a batch of ring messages in place (ring.Consumer.PeekBatch),
-//     publishes them all asynchronously and releases them only after
-//     JetStream has acknowledged every one; a publish that fails is sent
-//     again with the same Nats-Msg-Id. A bridge that dies holding a batch
-//     leaves it in the ring, which delivers it again, flagged, to the next
+//   - Outbound holds ring messages in place (ring.Consumer.PeekBatch, then
+//     TryPeekMore), up to [OutboundConfig.Batch] of them, publishes each
+//     asynchronously as it holds it, and releases a message
+//     (ring.Consumer.ReleaseFirst) only once JetStream has acknowledged it
+//     and every one before it; a publish that fails is sent again with the
+//     same Nats-Msg-Id. A bridge that dies holding messages leaves them in
+//     the ring, which delivers them again, flagged, to the next
 //     bridge; its messages are published again with the same Nats-Msg-Id
 //     and the server drops those it already stored. JetStream deduplicates
 //     only within the stream's duplicate window (2 minutes unless set
@@ -56,8 +58,8 @@
 //     told to sync always.)
 //   - Order: a ring's messages reach the stream, and the receiving ring, in
 //     the order the ring delivered them, with two exceptions, both flagged:
-//     when the server loses a message of a batch in flight (it restarts)
-//     while a later one of the same batch gets through, the lost one is
+//     when the server loses a message in flight (it restarts) while a
+//     later one in flight with it gets through, the lost one is
 //     published again after it; and a message delivered again after a
 //     bridge died comes again after the messages it had already sent.
 //     Inbound acknowledges each message on its own and lets at most one
@@ -86,6 +88,6 @@
 //
 // The NATS connection reconnects for ever. While it is down, nats.go keeps
 // what is published in a buffer of [Config.ReconnectBuffer] bytes; past that,
-// publishing fails and Outbound waits and tries again, holding its batch, so
+// publishing fails and Outbound waits and tries again, holding its messages, so
 // the ring itself is the buffer.
 package bridge

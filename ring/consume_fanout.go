@@ -85,8 +85,10 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 		if cur > tail {
 			return nil, fmt.Errorf("%w: subscriber line %d is at position %d, past the tail %d", ErrCorrupt, h.local, cur, tail)
 		}
-		if peek := e.peek.Load(); peek == cur+1 {
-			f.flagPos, f.flagEnd, f.named = peek, heldEnd(r, e, cur), true
+		if peek := e.peek.Load(); peek != 0 && peek-1 <= cur && cur < heldEnd(r, e, peek-1) {
+			// A run held in place from peek on, of which those below the
+			// cursor were released (Consumer.ReleaseFirst).
+			f.flagPos, f.flagEnd, f.named = cur+1, heldEnd(r, e, peek-1), true
 		} else if peek != 0 {
 			// Release: stale (released before its holder left); not ours.
 			atomicx.StoreRelease(&e.peek, 0)
@@ -331,9 +333,17 @@ func (f *fanoutReceiver) done(n uint64, bytes int) {
 	}
 	f.publish()
 	f.line.count(n, bytes)
+	if f.named {
+		f.clearNamed()
+	}
+}
+
+// clearNamed stops our line from naming what we held in place once the
+// cursor has passed all of it; a run released in part stays named.
+func (f *fanoutReceiver) clearNamed() {
 	// Acquire above would do: our own line's peek.
-	if f.named && f.cur >= f.line.peek.Load() {
-		// Release, SYNC(claim): the message it names is finished, after
+	if peek := f.line.peek.Load(); peek == 0 || f.cur >= heldEnd(f.r, f.line, peek-1) {
+		// Release, SYNC(claim): the messages it names are finished, after
 		// the cursor.
 		atomicx.StoreRelease(&f.line.peek, 0)
 		f.named = false

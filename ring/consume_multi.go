@@ -375,6 +375,87 @@ func (m *multiReceiver) holdTo(_, end uint64) {
 	m.peekEnd = end
 }
 
+// more extends a run of our own claim: first with the published positions
+// of the claim after it, then, once the run reaches the claim's end, by
+// growing the claim at the head (grow). A claim of another process's is
+// held one position at a time, as following says.
+func (m *multiReceiver) more(_, end, k uint64) uint64 {
+	if m.checked || end > m.end {
+		return 0
+	}
+	n := publishedAfter(m.r, end-1, min(k, m.end-end))
+	if end+n == m.end && n < k {
+		n += m.grow(k - n)
+	}
+	return n
+}
+
+// grow claims up to k published positions at the head for our claim, if
+// the head is still at the claim's end (no consumer claimed after us), and
+// reports how many. The line names the claim as [at, end) first, narrowed
+// to what is not finished, so that it stays within the ring's size however
+// long the run slides on; then the grown claim as an intent; then the CAS;
+// then the claim. Every state in between names at least what we hold
+// (positions beyond it are checked by whoever serves the line): a kill at
+// any point leaves a claim a successor serves. Rings of messages spanning
+// slots do not grow claims here: claimHead keeps spans whole.
+func (m *multiReceiver) grow(k uint64) uint64 {
+	r := m.r
+	if r.spanning() || m.at >= m.end || m.src != m.own {
+		return 0
+	}
+	// Acquire: the head, then the slots after it, as in claimHead.
+	if r.cons.pos.Load() != m.end {
+		return 0 // another consumer claimed after us
+	}
+	n := uint64(0)
+	for ; n < min(k, r.n-(m.end-m.at)); n++ {
+		pos := m.end + n
+		// Acquire, SYNC(slot-publish): pairs with the producers' release
+		// store of seq; published for pos.
+		if r.descs.At(pos&r.mask).seq.Load() != pos+1 {
+			break
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	// Acquire: our own line's claim (only we write it).
+	if m.own.claim.Load() != m.at+1 {
+		// Release, SYNC(claim): the claim's start moves up to what is not
+		// finished, before its length shrinks (as close narrows it): every
+		// state in between covers [at, end).
+		atomicx.StoreRelease(&m.own.claim, m.at+1)
+		step("window:narrowed")
+		atomicx.StoreRelease(&m.own.claimLen, m.end-m.at)
+	}
+	// Release, SYNC(claim): the intent, before the CAS that makes it ours,
+	// as in claimHead.
+	atomicx.StoreRelease(&m.own.claimLen, (m.end+n-m.at)|claimIntent)
+	step("window:intent")
+	// Seq-cst CAS: claims [end, end+n).
+	if !r.cons.pos.CompareAndSwap(m.end, m.end+n) {
+		// Release, SYNC(claim): not ours; the claim as it was.
+		atomicx.StoreRelease(&m.own.claimLen, m.end-m.at)
+		return 0
+	}
+	step("window:grown")
+	// Release, SYNC(claim): confirmed, the positions are ours.
+	atomicx.StoreRelease(&m.own.claimLen, m.end+n-m.at)
+	m.end += n
+	return n
+}
+
+func (m *multiReceiver) slide(first, _ uint64) {
+	if m.checked || !m.peekSet {
+		return // one position at a time, named by its slot
+	}
+	// Release, SYNC(claim): our line names the first position we still
+	// look at, after release freed the slots before it; a successor that
+	// finds the old name finds those slots finished.
+	atomicx.StoreRelease(&m.src.peek, first+1)
+}
+
 func (m *multiReceiver) release(pos uint64) {
 	s := m.r.descs.At(pos & m.r.mask)
 	// Release, SYNC(slot-release): the position is ours alone (claimed at

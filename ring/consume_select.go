@@ -242,6 +242,11 @@ func (s *selectReceiver) following(uint64, uint64) uint64 { return 0 }
 
 func (s *selectReceiver) holdTo(uint64, uint64) {}
 
+// more is zero, as following is.
+func (s *selectReceiver) more(uint64, uint64, uint64) uint64 { return 0 }
+
+func (s *selectReceiver) slide(uint64, uint64) {}
+
 func (s *selectReceiver) release(pos uint64) { s.finish(pos) }
 
 // finish consumes the slot of pos, which we own.

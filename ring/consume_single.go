@@ -94,6 +94,20 @@ func (s *singleReceiver) holdTo(_, end uint64) {
 	atomicx.StoreRelease(&s.line.peekEnd, max(end, s.flagEnd))
 }
 
+func (s *singleReceiver) more(_, end, k uint64) uint64 {
+	// The head is ours: every published message after the run may join it.
+	return publishedAfter(s.r, end-1, k)
+}
+
+func (s *singleReceiver) slide(first, _ uint64) {
+	// Release, SYNC(claim): our line names the first message we still
+	// look at, after done stored the head past those before it. A
+	// successor that finds the old name instead still flags from the
+	// head: it is behind the head and its run's end beyond it.
+	atomicx.StoreRelease(&s.line.peek, first+1)
+	s.named = true
+}
+
 func (s *singleReceiver) release(pos uint64) {
 	s.head = pos + 1
 }

@@ -67,9 +67,18 @@ type receiver interface {
 	// holdTo extends the hold of first to the positions before end, which
 	// following allowed.
 	holdTo(first, end uint64)
-	// release finishes a position that hold or holdMore marked; those of
-	// one hold are released in order.
+	// more returns how many of the k positions from end on this consumer
+	// may hold after the run [first, end) that hold and holdTo marked:
+	// published messages, none skipped, that follow it (hold.go). It may
+	// claim them first. It is zero where this discipline cannot extend a
+	// run.
+	more(first, end, k uint64) uint64
+	// release finishes a position that hold or holdTo marked; those of
+	// one run are released in order.
 	release(pos uint64)
+	// slide names first as the start of the run [first, end) still held,
+	// after release and done finished the positions before it.
+	slide(first, end uint64)
 	// done publishes the n messages of bytes bytes that take and release
 	// finished since the last done, and wakes producers that sleep.
 	done(n uint64, bytes int)
@@ -601,6 +610,9 @@ func (c *Consumer) peekBatchNow(held []Peeked) (int, error) {
 // left empty, at the end of another consumer's claim that this one serves
 // after it died, and, on a selective ring, after the first message (use
 // PeekSelect there). Each held Data stays valid until Release or Close.
+// [Consumer.TryPeekMore] holds more after the batch, and
+// [Consumer.ReleaseFirst] finishes its oldest while the rest stay held: a
+// window that slides along the ring.
 func (c *Consumer) PeekBatch(ctx context.Context, held []Peeked) (int, error) {
 	if len(held) == 0 {
 		return 0, nil
@@ -721,8 +733,8 @@ func (c *Consumer) peek(ctx context.Context, sel ipc.Selector) (Peeked, error) {
 }
 
 // Release finishes the message returned by Peek, or all those PeekBatch
-// returned, giving their slots back to the producers. The Peeked data must
-// not be used afterwards.
+// and TryPeekMore returned and ReleaseFirst did not finish, giving their
+// slots back to the producers. The Peeked data must not be used afterwards.
 func (c *Consumer) Release() error {
 	// No defer: see guard.
 	if !c.h.g.enter() {

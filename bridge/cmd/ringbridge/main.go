@@ -101,7 +101,7 @@ func run(args []string, stderr io.Writer) int {
 
 		outRing    = fs.String("out-ring", "", "ring -> NATS: the `ring` to drain")
 		outPrefix  = fs.String("out-prefix", bridge.DefaultPrefix, "ring -> NATS: subject `prefix`; type T goes to <prefix>.T")
-		outBatch   = fs.Int("out-batch", bridge.DefaultOutBatch, "ring -> NATS: messages held and published together")
+		outBatch   = fs.Int("out-batch", bridge.DefaultOutBatch, "ring -> NATS: most messages held at once (with JetStream: in flight, unacknowledged)")
 		duplicates = fs.Duration("duplicates", bridge.DefaultDuplicates, "ring -> NATS: duplicate window of a stream this bridge makes (JetStream's default is 2m)")
 		ackTimeout = fs.Duration("ack-timeout", bridge.DefaultAckTimeout, "ring -> NATS: wait for a JetStream ack before publishing again")
 		forward    = fs.Bool("forward-bridged", false, "ring -> NATS: also publish messages that came into the ring from NATS (risks echo loops)")
