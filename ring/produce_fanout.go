@@ -365,15 +365,16 @@ func (s *fanoutSender) claimAll(k uint64) (uint64, bool, error) {
 // publishSpan publishes the span of k positions at pos, which claimAll
 // marked busy and writeSpan filled: the continuations, last first, then
 // the head, so that a subscriber that sees the head published sees the
-// whole message (SYNC(span-publish)); skipped more positions after them
-// were given up already, by skip marks (a Commit shorter than its
-// ReserveSpan).
+// whole message (SYNC(span-publish)); then skipped more positions after
+// them are given up, by skip marks (a Commit shorter than its
+// ReserveSpan: giveUpRest).
 func (s *fanoutSender) publishSpan(pos, k, skipped uint64, bytes int) {
 	r := s.r
 	r.publishSpanSlots(pos, k)
 	step("span:continued")
 	// Release, SYNC(slot-publish): as in publish, after the continuations.
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
+	r.giveUpRest(pos+k, skipped)
 	s.finish(k+skipped, 1, bytes)
 }
 

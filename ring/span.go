@@ -452,7 +452,8 @@ type spanSender interface {
 	// publishSpan publishes the span of k positions at pos, which claimAll
 	// returned and writeSpan filled, continuations first, and wakes
 	// consumers that sleep. The claim had skipped more positions after
-	// them, given up already (a Commit shorter than its ReserveSpan).
+	// them (a Commit shorter than its ReserveSpan), which it gives up
+	// after the head (giveUpRest).
 	publishSpan(pos, k, skipped uint64, bytes int)
 }
 
@@ -467,6 +468,7 @@ func (s *singleSender) publishSpan(pos, k, skipped uint64, bytes int) {
 	step("span:continued")
 	// Release, SYNC(slot-publish): as in publish, after the continuations.
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
+	r.giveUpRest(pos+k, skipped)
 	s.advance(k+skipped, bytes)
 	if r.maySleep(consumerSide) {
 		r.wakePublished(pos, 1) // one message: the head's type for selectors
@@ -482,12 +484,13 @@ func (s *multiSender) claimAll(k uint64) (uint64, bool, error) {
 	return pos, n == k && err == nil, err
 }
 
-func (s *multiSender) publishSpan(pos, k, _ uint64, bytes int) {
+func (s *multiSender) publishSpan(pos, k, skipped uint64, bytes int) {
 	r := s.r
 	r.publishSpanSlots(pos, k)
 	step("span:continued")
 	// Release, SYNC(slot-publish): as in publish, after the continuations.
 	atomicx.StoreRelease(&r.descs.At(pos&r.mask).seq, pos+1)
+	r.giveUpRest(pos+k, skipped)
 	// Release, SYNC(claim): the claim is finished, after its commits.
 	atomicx.StoreRelease(&s.line.claim, 0)
 	s.line.count(1, bytes)
@@ -684,9 +687,8 @@ func (r *Ring) spanRoom(pos uint64, n int) (first, rest []byte) {
 }
 
 // commitSpan is Commit of a ReserveSpan, with n bytes written. A message
-// shorter than the reservation takes fewer slots; the slots it does not
-// take are published as continuations after it, which consumers pass
-// over as orphans.
+// shorter than the reservation takes fewer slots; publishSpan gives up
+// the slots it does not take after publishing it (giveUpRest).
 func (p *Producer) commitSpan(typ int64, n int) error {
 	r := p.h.r
 	if n > p.resLen {
@@ -699,18 +701,6 @@ func (p *Producer) commitSpan(typ int64, n int) error {
 		// Relaxed: published by the release store of seq, like the rest.
 		atomicx.StoreRelaxed(&d.typ, contMark|i)
 		d.size, d.flags, d.origin = 0, descCont, 0
-	}
-	for i := km; i < k; i++ {
-		// The room the message does not take: given up, as Abort gives up a
-		// reservation (a selective ring's slots free again, others skipped).
-		c := pos + i
-		if r.g.selective {
-			// Release, SYNC(slot-release): free, as abort makes it.
-			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, c+r.n)
-		} else {
-			// Release, SYNC(slot-publish): a skip mark, as abort makes.
-			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, (c+1)|seqSkip)
-		}
 	}
 	d := r.descs.At(pos & r.mask)
 	switch {
@@ -732,6 +722,27 @@ func (p *Producer) commitSpan(typ int64, n int) error {
 	p.reserved, p.resSpan = false, 0
 	p.spanDiscipline().publishSpan(pos, km, k-km, n)
 	return nil
+}
+
+// giveUpRest gives up the n positions from pos on that a Commit shorter
+// than its ReserveSpan did not take, as Abort gives up a reservation: a
+// selective ring's slots free again, others skipped. publishSpan calls it
+// after the message's head, before the tail or the claim moves past them,
+// so that a producer killed before or among these stores leaves its
+// successor a tail it can continue from: the message published and the
+// positions after it either given up already or the tail's to fill
+// (tailAfter), or, with many producers, its claim to recover.
+func (r *Ring) giveUpRest(pos, n uint64) {
+	step("span:trimming")
+	for c := pos; c < pos+n; c++ {
+		if r.g.selective {
+			// Release, SYNC(slot-release): free, as abort makes it.
+			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, c+r.n)
+		} else {
+			// Release, SYNC(slot-publish): a skip mark, as abort makes.
+			atomicx.StoreRelease(&r.descs.At(c&r.mask).seq, (c+1)|seqSkip)
+		}
+	}
 }
 
 // spanDiscipline is spanSender for a discipline that ReserveSpan already

@@ -15,6 +15,7 @@ import (
 func init() {
 	helpers["span-producer"] = helperSpanProducer
 	helpers["span-consumer"] = helperSpanConsumer
+	helpers["span-reserver"] = helperSpanReserver
 }
 
 // spanPayload is message seq of producer id for the spanning tests: 100
@@ -66,6 +67,46 @@ func helperSpanProducer() int {
 	stepHook = hook
 	if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, n)); err != nil {
 		return helperFail("send", err)
+	}
+	return hang()
+}
+
+// helperSpanReserver sends RING_COUNT spanning messages as producer
+// RING_ID, then writes one more in place with ReserveSpan: it parks at
+// span:reserved with half of the message written, and otherwise commits
+// it, whole or (RING_SHORT=1) shorter than reserved, to park at a step of
+// the commit (span:continued, span:trimming).
+func helperSpanReserver() int {
+	r, _ := helperOpen()
+	p, err := r.NewProducer()
+	if err != nil {
+		return helperFail("new producer", err)
+	}
+	id := uint64(ipctest.GetenvInt("RING_ID"))
+	buf := make([]byte, r.MaxMessage())
+	n := uint64(ipctest.GetenvInt("RING_COUNT"))
+	hook := stepHook
+	stepHook = nil
+	for seq := uint64(0); seq < n; seq++ {
+		if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, seq)); err != nil {
+			return helperFail("send", err)
+		}
+	}
+	stepHook = hook
+	m := spanPayload(buf, id, n)
+	room := len(m)
+	if ipctest.GetenvInt("RING_SHORT") == 1 {
+		room = r.MaxMessage() // more than the message: the commit trims it
+	}
+	first, rest, err := p.ReserveSpan(context.Background(), room)
+	if err != nil {
+		return helperFail("reserve span", err)
+	}
+	copy(first, m[:len(m)/2])
+	step("span:reserved")
+	copy(rest, m[copy(first, m):])
+	if err := p.Commit(int64(id+1), len(m)); err != nil {
+		return helperFail("commit", err)
 	}
 	return hang()
 }
@@ -226,6 +267,92 @@ func TestSpanConsumerKilled(t *testing.T) {
 				}
 				if how == "peek" && redelivered != 1 {
 					t.Fatalf("%d redelivered, want the one peeked", redelivered)
+				}
+			})
+		}
+	}
+}
+
+// TestSpanReserveKilled kills a producer writing a spanning message in
+// place: after ReserveSpan with half of it written, and in Commit after
+// publishing the continuations (all of the reservation's, or of a message
+// shorter than reserved) and after publishing the message, before giving
+// up the reserved slots it does not take. Consumers receive every message
+// before and after it, and the dead one whole if its head was published,
+// nothing of it otherwise; the slots it had reserved carry the messages
+// that follow.
+func TestSpanReserveKilled(t *testing.T) {
+	type ring struct {
+		name string
+		opts *Options
+	}
+	var rings []ring
+	for _, sm := range spanModes {
+		rings = append(rings, ring{spanName(sm.mode, sm.selective), spanOpts(sm.mode, sm.selective)})
+	}
+	for _, m := range []Mode{SPMC, MPMC} {
+		rings = append(rings, ring{"mode=" + m.String() + "-fanout", fanSpanOpts(m, PolicyBlock)})
+	}
+	for _, rc := range rings {
+		for _, tc := range []struct {
+			step, short string
+			published   bool // the dead message's head
+		}{
+			{"span:reserved", "0", false}, {"span:continued", "0", false},
+			{"span:continued", "1", false}, {"span:trimming", "1", true},
+		} {
+			t.Run(rc.name+"/kill-at="+tc.step+"/short="+tc.short, func(t *testing.T) {
+				opts := *rc.opts
+				opts.Slots = 32 // room for the dead producer's messages
+				r := testRing(t, shm, &opts)
+				var c *Consumer
+				var err error
+				if opts.Fanout { // subscribed before the messages
+					c, err = r.NewSubscriber(&SubscribeOptions{Name: "reader"})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !parkAndKill(t, "span-reserver", tc.step, helperEnv(r, "RING_ID=0", "RING_COUNT=2", "RING_SHORT="+tc.short)...) {
+					t.Fatalf("the producer never reached %s", tc.step)
+				}
+				p, err := r.NewProducer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c == nil {
+					if c, err = r.NewConsumer(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
+				defer cancel()
+				buf := make([]byte, r.MaxMessage())
+				for seq := uint64(0); seq < 3; seq++ {
+					if err := p.Send(ctx, 2, spanPayload(buf, 1, seq)); err != nil {
+						t.Fatalf("send %d: %v\n%s", seq, err, dump(r))
+					}
+				}
+				want, n := "map[0:[0 1] 1:[0 1 2]]", 5
+				if tc.published {
+					want, n = "map[0:[0 1 2] 1:[0 1 2]]", 6
+				}
+				if seqs, _ := receiveSpans(t, c, r, n); fmt.Sprint(seqs) != want {
+					t.Fatalf("received %v, want %s", seqs, want)
+				}
+				// Then through the dead message's slots more than once.
+				scratch := make([]byte, r.MaxMessage())
+				for seq := uint64(3); seq < 3+2*uint64(opts.Slots); seq++ {
+					if err := p.Send(ctx, 2, spanPayload(buf, 1, seq)); err != nil {
+						t.Fatalf("send %d: %v\n%s", seq, err, dump(r))
+					}
+					n, typ, err := c.Receive(ctx, buf)
+					if err != nil {
+						t.Fatalf("receive %d: %v\n%s", seq, err, dump(r))
+					}
+					if id, got, err := checkSpanPayload(typ, buf[:n], scratch); err != nil || id != 1 || got != seq {
+						t.Fatalf("received producer %d seq %d (%v), want 1 %d", id, got, err, seq)
+					}
 				}
 			})
 		}
