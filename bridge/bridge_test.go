@@ -180,6 +180,28 @@ func TestOriginTag(t *testing.T) {
 	}
 }
 
+// TestOrigins checks that the remembered ring gives each message its own
+// ring's tag, as parsing every header would.
+func TestOrigins(t *testing.T) {
+	a, b := uuid.New(), uuid.New()
+	var o origins
+	for i, tc := range []struct {
+		ring string
+		want uint64
+	}{
+		{a.String(), OriginTag(a)}, {a.String(), OriginTag(a)}, {b.String(), OriginTag(b)},
+		{"", subjectOrigin("x.1")}, {"not a uuid", subjectOrigin("x.1")}, {a.String(), OriginTag(a)},
+	} {
+		h := nats.Header{}
+		if tc.ring != "" {
+			h.Set(HeaderRing, tc.ring)
+		}
+		if got := o.of("x.1", h); got != tc.want {
+			t.Errorf("message %d (ring %q): origin %x, want %x", i, tc.ring, got, tc.want)
+		}
+	}
+}
+
 // TestOutboundSkipsBridged checks the echo rule: messages that came from
 // NATS (a nonzero Origin) are released unpublished unless ForwardBridged.
 func TestOutboundSkipsBridged(t *testing.T) {

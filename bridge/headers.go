@@ -44,14 +44,29 @@ func subjectOrigin(subject string) uint64 {
 	return 1
 }
 
-// messageOrigin is the Origin Inbound stamps on m.
-func messageOrigin(m *nats.Msg) uint64 {
-	if s := m.Header.Get(HeaderRing); s != "" {
-		if id, err := uuid.Parse(s); err == nil {
-			return OriginTag(id)
-		}
+// origins finds the Origin Inbound stamps on a message, remembering the
+// last Shmring-Ring header it parsed: a bridge's messages mostly come from
+// one ring after another.
+type origins struct {
+	ring string
+	tag  uint64
+}
+
+// of is the Origin of a message with subject and headers h.
+func (o *origins) of(subject string, h nats.Header) uint64 {
+	s := h.Get(HeaderRing)
+	if s == "" {
+		return subjectOrigin(subject)
 	}
-	return subjectOrigin(m.Subject)
+	if s == o.ring && o.tag != 0 {
+		return o.tag
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return subjectOrigin(subject)
+	}
+	o.ring, o.tag = s, OriginTag(id)
+	return o.tag
 }
 
 // messageType is the ring type of m: its Shmring-Type header, else the

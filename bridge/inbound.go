@@ -34,6 +34,7 @@ type Inbound struct {
 	cons      jetstream.Consumer // JetStream only
 	committed uint64             // JetStream only: the highest stream sequence committed to the ring
 	gaps      map[gapKey]uint64  // core only: the last Shmring-Count seen
+	origins   origins
 }
 
 // gapKey is one outbound bridge's numbering of one subject.

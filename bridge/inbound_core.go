@@ -64,7 +64,7 @@ func (in *Inbound) collect(batch []ring.Message, first *nats.Msg, ch chan *nats.
 			batch = append(batch, ring.Message{
 				Type:        typ,
 				Data:        m.Data,
-				Origin:      messageOrigin(m),
+				Origin:      in.origins.of(m.Subject, m.Header),
 				Redelivered: m.Header.Get(HeaderRedelivered) != "",
 			})
 		}

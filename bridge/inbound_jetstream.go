@@ -98,7 +98,7 @@ func (in *Inbound) runJetStream(ctx, hctx context.Context) error {
 			batch = append(batch, ring.Message{
 				Type:        typ,
 				Data:        msg.Data(),
-				Origin:      messageOrigin(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers()}),
+				Origin:      in.origins.of(msg.Subject(), msg.Headers()),
 				Redelivered: redelivered,
 			})
 			source = append(source, i)

@@ -37,6 +37,16 @@ type Outbound struct {
 
 	session []string          // core NATS: the Shmring-Bridge header's value
 	counts  map[string]uint64 // core NATS: messages published per subject
+	core    coreMsg           // core NATS: the message runCore publishes, made again for each
+}
+
+// coreMsg is one NATS message that core publishing fills again for every
+// ring message: nats.go encodes a message into its buffer as PublishMsg
+// runs and keeps nothing of it, so one message, header map and value
+// slices serve them all, and only the numbers' strings are made anew.
+type coreMsg struct {
+	msg        nats.Msg
+	seq, count []string
 }
 
 // NewOutbound opens the ring cfg names, to wait on it as wait says, and
@@ -112,23 +122,38 @@ func (o *Outbound) idle(ctx context.Context, err error) (done bool, _ error) {
 // one is the value of a header that says yes.
 var one = []string{"1"}
 
-// message makes the NATS message of a ring message. data is not copied:
-// nats.go copies it into its buffer as it publishes.
-func (o *Outbound) message(typ int64, seq uint64, data []byte, redelivered, jetStream bool) *nats.Msg {
+// coreMessage is the core NATS message of a ring message, in o.core:
+// valid until the next call.
+func (o *Outbound) coreMessage(typ int64, seq uint64, data []byte, redelivered bool) *nats.Msg {
+	c := &o.core
+	if c.msg.Header == nil {
+		c.seq, c.count = make([]string, 1), make([]string, 1)
+		c.msg.Header = nats.Header{HeaderRing: o.ringID, HeaderBridge: o.session, HeaderSeq: c.seq, HeaderCount: c.count}
+	}
 	subject := o.subjects.of(typ)
-	h := make(nats.Header, 6)
+	o.counts[subject]++
+	c.seq[0] = strconv.FormatUint(seq, 10)
+	c.count[0] = strconv.FormatUint(o.counts[subject], 10)
+	if redelivered {
+		c.msg.Header[HeaderRedelivered] = one
+	} else {
+		delete(c.msg.Header, HeaderRedelivered)
+	}
+	c.msg.Subject, c.msg.Data = subject, data
+	return &c.msg
+}
+
+// message makes the JetStream message of a ring message, with its
+// Nats-Msg-Id. data is not copied: nats.go copies it into its buffer as it
+// publishes.
+func (o *Outbound) message(typ int64, seq uint64, data []byte, redelivered bool) *nats.Msg {
+	h := make(nats.Header, 4)
 	h[HeaderRing] = o.ringID
 	s := strconv.FormatUint(seq, 10)
 	h[HeaderSeq] = []string{s}
 	if redelivered {
 		h[HeaderRedelivered] = one
 	}
-	if jetStream {
-		h[jetstream.MsgIDHeader] = []string{o.idPrefix + s}
-	} else {
-		o.counts[subject]++
-		h[HeaderBridge] = o.session
-		h[HeaderCount] = []string{strconv.FormatUint(o.counts[subject], 10)}
-	}
-	return &nats.Msg{Subject: subject, Header: h, Data: data}
+	h[jetstream.MsgIDHeader] = []string{o.idPrefix + s}
+	return &nats.Msg{Subject: o.subjects.of(typ), Header: h, Data: data}
 }

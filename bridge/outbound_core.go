@@ -32,7 +32,7 @@ func (o *Outbound) runCore(ctx, hctx context.Context) error {
 				o.m.OutSkipped.Add(1)
 				continue
 			}
-			m := o.message(b.Type, b.Seq, b.Data, b.Redelivered, false)
+			m := o.coreMessage(b.Type, b.Seq, b.Data, b.Redelivered)
 			for {
 				err := o.nc.PublishMsg(m)
 				if err == nil {

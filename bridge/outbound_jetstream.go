@@ -104,7 +104,7 @@ func (o *Outbound) hold(w *outWindow, held []ring.Peeked) {
 		if p.Origin != 0 && !o.cfg.ForwardBridged {
 			o.m.OutSkipped.Add(1)
 		} else {
-			f.msg = o.message(p.Type, p.Seq, p.Data, p.Redelivered, true)
+			f.msg = o.message(p.Type, p.Seq, p.Data, p.Redelivered)
 			f.bytes = len(p.Data)
 			o.publish(f)
 		}
