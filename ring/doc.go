@@ -39,7 +39,10 @@
 // journal) and may let each go only once that system has acknowledged it
 // holds them in place with [Consumer.PeekBatch], many at a time, and lets
 // them all go with one [Consumer.Release]; if it dies first, every one is
-// delivered again, flagged as Redelivered. Each message carries what such
+// delivered again, flagged as Redelivered. To keep messages in flight
+// continuously it slides a window instead: [Consumer.TryPeekMore] holds
+// more behind those held, and [Consumer.ReleaseFirst] lets the oldest go
+// as they are acknowledged, the rest still held. Each message carries what such
 // a consumer needs: Seq, its position in the ring, which with the ring's
 // [Header] InstanceID names it for deduplication downstream; Origin, a
 // tag the sender may set in a batch send, which a bridge uses to tell the
