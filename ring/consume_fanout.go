@@ -126,6 +126,11 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 		e.msgs.Store(0)
 		e.bytes.Store(0)
 		e.lost.Store(0)
+		// Release: nothing held in place; the end of a batch an earlier
+		// subscription of the line held is not ours (a single Peek names
+		// only its position, and a resumed subscription would flag up to
+		// that end).
+		atomicx.StoreRelease(&e.peekEnd, 0)
 		atomicx.StoreRelease(&e.peek, 0)
 	}
 	// Relaxed would do for both: published by the release store of state
