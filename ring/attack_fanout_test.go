@@ -57,3 +57,76 @@ func TestAttackFanoutStalePeekEnd(t *testing.T) {
 		t.Fatalf("after the last: %v", err)
 	}
 }
+
+// TestAttackFanoutTornOrphan: under Overwrite, a subscriber that found a
+// span's head published at its cursor, and whose look at the head's type
+// word then finds a continuation because the producer overwrote the slot
+// meanwhile (here, with a span of the next lap whose continuation lands
+// there), must not pass it as an orphan: the message is lost to the lap,
+// and reported so. Each way of receiving (copy, batch, peek) is driven to
+// that instant by its span step, called as the receive calls call it
+// after next and message found the head.
+func TestAttackFanoutTornOrphan(t *testing.T) {
+	for _, way := range []string{"receive", "batch", "peek"} {
+		t.Run(way, func(t *testing.T) {
+			r := testRing(t, heap, fanSpanOpts(SPMC, Overwrite))
+			p, err := r.NewProducer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := r.NewSubscriber(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, r.MaxMessage())
+			send := func(typ int64, n int) {
+				t.Helper()
+				if err := p.TrySend(typ, spanData(buf, int(typ), n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			send(1, 150) // positions 0..2
+			for i := 0; i < 12; i++ {
+				send(2, 8) // positions 3..14
+			}
+			f := c.fan
+			pos, ok, err := f.next(1)
+			if err != nil || !ok || pos != 0 {
+				t.Fatalf("next: %d %v %v", pos, ok, err)
+			}
+			if _, _, err := r.message(pos); err != errSpanning {
+				t.Fatalf("message: %v", err)
+			}
+			// The producer laps the head's slot now, with the
+			// continuation of a span at positions 15 and 16.
+			send(3, 100)
+			switch way {
+			case "receive":
+				_, _, ok, _, err = f.receiveSpan(pos, buf)
+			case "batch":
+				ok, _, err = f.batchSpan(pos, &Message{Data: buf})
+			case "peek":
+				f.hold(pos)
+				_, ok, _, err = c.fanoutPeekSpan(pos)
+			}
+			if ok || err != nil {
+				t.Fatalf("span step: %v %v", ok, err)
+			}
+			var le LapError
+			if _, _, err := c.TryReceive(buf); !errors.As(err, &le) || le.Lost != 3 {
+				t.Fatalf("after the overwrite: %v, want a lap of the 3 slots of the message lost", err)
+			}
+			for i := 0; i < 12; i++ {
+				if _, typ, err := c.TryReceive(buf); err != nil || typ != 2 {
+					t.Fatalf("message %d: type %d, %v", i, typ, err)
+				}
+			}
+			if n, typ, err := c.TryReceive(buf); err != nil || typ != 3 || n != 100 {
+				t.Fatalf("the span of the next lap: %d bytes of type %d, %v", n, typ, err)
+			}
+			if c.Lost() != 3 {
+				t.Fatalf("lost %d, want 3", c.Lost())
+			}
+		})
+	}
+}
