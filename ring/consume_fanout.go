@@ -674,8 +674,14 @@ func (f *fanoutReceiver) spanMoved(pos, k, last uint64) (bool, error) {
 }
 
 // passOrphan moves the cursor past the continuation at pos, which the
-// receive calls found where a head is expected: its head was a hole.
+// receive calls found where a head is expected: its head was a hole. A
+// slot that no longer holds what next saw is not passed: its type word
+// may be a later lap's, written over a head (the next look finds the lap,
+// which counts that message lost).
 func (f *fanoutReceiver) passOrphan(pos uint64) {
+	if f.moved(pos) {
+		return
+	}
 	f.cur = pos + 1
 	f.publish()
 }
