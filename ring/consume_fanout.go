@@ -126,6 +126,11 @@ func newFanoutReceiver(h *handle, prev uint64, name uint64, from From) (*fanoutR
 		e.msgs.Store(0)
 		e.bytes.Store(0)
 		e.lost.Store(0)
+		// Release: nothing held in place; the end of a batch an earlier
+		// subscription of the line held is not ours (a single Peek names
+		// only its position, and a resumed subscription would flag up to
+		// that end).
+		atomicx.StoreRelease(&e.peekEnd, 0)
 		atomicx.StoreRelease(&e.peek, 0)
 	}
 	// Relaxed would do for both: published by the release store of state
@@ -669,8 +674,14 @@ func (f *fanoutReceiver) spanMoved(pos, k, last uint64) (bool, error) {
 }
 
 // passOrphan moves the cursor past the continuation at pos, which the
-// receive calls found where a head is expected: its head was a hole.
+// receive calls found where a head is expected: its head was a hole. A
+// slot that no longer holds what next saw is not passed: its type word
+// may be a later lap's, written over a head (the next look finds the lap,
+// which counts that message lost).
 func (f *fanoutReceiver) passOrphan(pos uint64) {
+	if f.moved(pos) {
+		return
+	}
 	f.cur = pos + 1
 	f.publish()
 }
