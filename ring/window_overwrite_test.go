@@ -138,10 +138,10 @@ func windowLossy(ctx context.Context, c *Consumer, seed int64) (received, lost u
 	}
 }
 
-// TestAttackWindowOverwrite: subscribers that hold sliding windows of
+// TestWindowOverwrite: subscribers that hold sliding windows of
 // spanning messages under Overwrite, lapped by a fast producer, never
 // finish a torn message unreported and account for every one.
-func TestAttackWindowOverwrite(t *testing.T) {
+func TestWindowOverwrite(t *testing.T) {
 	count := uint64(20000)
 	r := testRing(t, shm, fanSpanOpts(SPMC, Overwrite))
 	ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)

@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-// TestAttackFanoutStalePeekEnd: a new subscription From Oldest on a line
+// TestFanoutStalePeekEnd: a new subscription From Oldest on a line
 // that an earlier subscription (further on) used to hold a batch in place,
 // closed while it looks at one message, leaves only that message flagged
 // for its resumed subscription: the earlier subscription's batch end is
 // not its own.
-func TestAttackFanoutStalePeekEnd(t *testing.T) {
+func TestFanoutStalePeekEnd(t *testing.T) {
 	opts := fanOpts(SPMC, PolicyBlock, 16)
 	opts.MaxConsumers = 1
 	r := testRing(t, heap, opts)
@@ -58,7 +58,7 @@ func TestAttackFanoutStalePeekEnd(t *testing.T) {
 	}
 }
 
-// TestAttackFanoutTornOrphan: under Overwrite, a subscriber that found a
+// TestFanoutTornOrphan: under Overwrite, a subscriber that found a
 // span's head published at its cursor, and whose look at the head's type
 // word then finds a continuation because the producer overwrote the slot
 // meanwhile (here, with a span of the next lap whose continuation lands
@@ -66,7 +66,7 @@ func TestAttackFanoutStalePeekEnd(t *testing.T) {
 // and reported so. Each way of receiving (copy, batch, peek) is driven to
 // that instant by its span step, called as the receive calls call it
 // after next and message found the head.
-func TestAttackFanoutTornOrphan(t *testing.T) {
+func TestFanoutTornOrphan(t *testing.T) {
 	for _, way := range []string{"receive", "batch", "peek"} {
 		t.Run(way, func(t *testing.T) {
 			r := testRing(t, heap, fanSpanOpts(SPMC, Overwrite))
