@@ -57,6 +57,7 @@ type fanRun struct {
 	producer    fanReport
 	subscribers []fanReport
 	lag         []uint64 // per subscriber, at the end of the window
+	slotSize    int      // the rings' SlotSize, as their header says
 }
 
 // fanResult is a case's medians.
@@ -64,6 +65,7 @@ type fanResult struct {
 	Case          string    `json:"case"`
 	Policy        string    `json:"policy"`
 	Size          int       `json:"size"`
+	SlotSize      int       `json:"slot_size,omitempty"` // bytes per slot of rings whose messages span slots (-slot)
 	Subscribers   int       `json:"subscribers"`
 	ProducerRate  float64   `json:"producer_msgs_per_s"`   // publications/s
 	SubRates      []float64 `json:"subscriber_msgs_per_s"` // each subscriber's msgs/s
@@ -117,7 +119,8 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 		}
 	}()
 	mk := func(opts *ring.Options) (*ring.Ring, error) {
-		opts.Slots, opts.MaxMessage, opts.Wait = cfg.slots, size, ring.Waiting{Strategy: cfg.wait, Spin: cfg.spin}
+		opts.SlotSize, opts.Slots = spanGeometry(cfg.slots, size, cfg.slot)
+		opts.MaxMessage, opts.Wait = size, ring.Waiting{Strategy: cfg.wait, Spin: cfg.spin}
 		r, err := ring.Create(ipc.Private, opts)
 		if err == nil {
 			rings = append(rings, r)
@@ -218,7 +221,10 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 	}
 	// Sample the subscribers' lag at the end of the window.
 	time.Sleep(time.Until(end))
-	run := &fanRun{}
+	run := &fanRun{slotSize: prodRings[0].Header().SlotSize}
+	if run.slotSize >= size {
+		run.slotSize = 0 // the message fits a slot
+	}
 	if name == fanFanout {
 		for _, s := range prodRings[0].Subscribers(nil) {
 			if s.Live {
@@ -394,6 +400,9 @@ func fanoutChildRun(role string) error {
 // fanAggregate takes the medians of a case's runs.
 func fanAggregate(cfg *config, name string, size, subs int, runs []*fanRun) *fanResult {
 	res := &fanResult{Case: name, Policy: cfg.policy.String(), Size: size, Subscribers: subs, Runs: len(runs)}
+	if len(runs) > 0 {
+		res.SlotSize = runs[0].slotSize
+	}
 	if name == fanOneToOne || name == fanSeparate {
 		res.Policy = "block"
 	}
@@ -466,8 +475,12 @@ func fanReportOut(w io.Writer, cfg *config, results []*fanResult) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "fan-out: 1 producer, %d subscriber processes, policy %v, wait %v, %d slots, medians of %d runs of %v\n\n",
-		cfg.subscribers, cfg.policy, cfg.wait, cfg.slots, cfg.count, cfg.duration)
+	slots := fmt.Sprintf("%d slots", cfg.slots)
+	if cfg.slot > 0 {
+		slots = fmt.Sprintf("room for %d messages in slots of %d B where they are larger (messages spanning slots)", cfg.slots, cfg.slot)
+	}
+	fmt.Fprintf(w, "fan-out: 1 producer, %d subscriber processes, policy %v, wait %v, %s, medians of %d runs of %v\n\n",
+		cfg.subscribers, cfg.policy, cfg.wait, slots, cfg.count, cfg.duration)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tsize\tproducer msgs/s\tper subscriber msgs/s (min..max)\tdelivered msgs/s\tCPU ns/delivered\tproducer CPU ns/msg\tlost\tlag\t")
 	for _, r := range results {

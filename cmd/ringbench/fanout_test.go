@@ -3,17 +3,28 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestFanout runs -subscribers with each policy: a result per case, every
+// TestFanout runs -subscribers with each policy, with messages that fit a
+// slot and with messages spanning slots (-slot): a result per case, every
 // subscriber of the fan-out ring delivered messages, and under Overwrite
 // the case with no subscriber too.
 func TestFanout(t *testing.T) {
-	for _, policy := range []string{"block", "overwrite"} {
-		t.Run("policy="+policy, func(t *testing.T) {
-			cmd := command(t, "-subscribers", "2", "-policy", policy, "-json", "-count", "1", "-duration", "100ms", "-warmup", "20ms", "-slots", "256")
+	for _, tc := range []struct {
+		policy string
+		slot   int // -slot: messages of 1 KiB spanning slots of 256 bytes
+	}{{"block", 0}, {"overwrite", 0}, {"block", 256}, {"overwrite", 256}} {
+		policy := tc.policy
+		t.Run(fmt.Sprintf("policy=%s/slot=%d", policy, tc.slot), func(t *testing.T) {
+			args := []string{"-subscribers", "2", "-policy", policy, "-json", "-count", "1", "-duration", "100ms", "-warmup", "20ms", "-slots", "256"}
+			if tc.slot > 0 {
+				args = append(args, "-sizes", "1024", "-slot", strconv.Itoa(tc.slot))
+			}
+			cmd := command(t, args...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
@@ -26,6 +37,9 @@ func TestFanout(t *testing.T) {
 					t.Fatalf("%q: %v", line, err)
 				}
 				cases = append(cases, r.Case)
+				if r.SlotSize != tc.slot {
+					t.Errorf("%+v: slot size %d, want %d", r, r.SlotSize, tc.slot)
+				}
 				if r.Case == fanNoneAlone {
 					if r.ProducerRate <= 0 {
 						t.Errorf("%+v: no messages sent", r)

@@ -24,17 +24,23 @@ func ringMode(p, c int) ring.Mode {
 	return ring.SPSC
 }
 
+// spanGeometry is the slots of a ring for messages of size bytes through
+// slots of slot bytes (-slot): with slot 0 or no smaller than size, slots
+// slots of the message's size (slotSize 0); otherwise as many slots of
+// slot bytes, which each message spans, as hold slots messages.
+func spanGeometry(slots, size, slot int) (slotSize, n int) {
+	if slot == 0 || size <= slot {
+		return 0, slots
+	}
+	return slot, slots << bits.Len(uint((size+slot-1)/slot-1))
+}
+
 // setupRing creates the rings of a run: one for throughput, one per
 // direction for ping-pong, each of cfg.slots slots of the message size.
 func setupRing(cfg *config, c benchCase) (*runPlan, error) {
 	plan := &runPlan{slots: cfg.slots}
-	slotSize, slots := 0, cfg.slots
-	if c.slot > 0 && c.size > c.slot {
-		// As many messages as cfg.slots slots of the size hold, in slots of
-		// c.slot bytes that each message spans.
-		slotSize, slots = c.slot, cfg.slots<<bits.Len(uint((c.size+c.slot-1)/c.slot-1))
-		plan.slots = slots
-	}
+	slotSize, slots := spanGeometry(cfg.slots, c.size, c.slot)
+	plan.slots = slots
 	create := func(p, n int) (*ring.Ring, error) {
 		r, err := ring.Create(ipc.Private, &ring.Options{
 			Mode:         ringMode(p, n),
