@@ -10,6 +10,8 @@ package main
 // the producer's cost alone. Each case runs -count times, the cases
 // interleaved, and the medians are reported.
 //
+// The producer writes every byte of every message and each subscriber
+// checks every byte it receives (payload.go), as in the other modes.
 // Every process counts what it sent or received, and its CPU time, over
 // the same measured window (absolute times given by the parent), so that
 // rates and CPU per delivered message come from one window for all.
@@ -329,6 +331,7 @@ func fanoutChildRun(role string) error {
 	}
 	w := &window{start: time.Unix(0, envInt("RINGBENCH_FANOUT_START")), end: time.Unix(0, envInt("RINGBENCH_FANOUT_END"))}
 	size := int(envInt("RINGBENCH_FANOUT_SIZE"))
+	pl := newPayload(size)
 	ctx := context.Background()
 	buf := make([]byte, size)
 	enc := json.NewEncoder(os.Stdout)
@@ -337,12 +340,17 @@ func fanoutChildRun(role string) error {
 		if err != nil {
 			return err
 		}
+		// Every message, in order, but for those a lap took under Overwrite.
+		tr := newTracker(pl, 1, rings[0].Policy() != ring.Overwrite)
 		var n, lost uint64
 		for {
-			_, _, err := c.Receive(ctx, buf)
+			k, typ, err := c.Receive(ctx, buf)
 			var lap ring.LapError
 			switch {
 			case err == nil:
+				if err := tr.accept(buf[:k], int(typ-1)); err != nil {
+					return err
+				}
 				n++
 			case errors.As(err, &lap):
 				if w.begun && !w.over {
@@ -371,9 +379,7 @@ func fanoutChildRun(role string) error {
 	overwrite := len(rings) == 1 && rings[0].Policy() == ring.Overwrite
 	var n uint64
 	for {
-		for i := 0; i < len(buf) && i < 8; i++ {
-			buf[i] = byte(n >> (8 * i))
-		}
+		pl.fill(buf, n, 0) // once, for every ring it goes into
 		for _, p := range ps {
 			var err error
 			if overwrite {
