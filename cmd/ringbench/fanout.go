@@ -6,8 +6,10 @@ package main
 // on the same machine in the same run: the 1:1 ring (one producer, one
 // consumer process), N separate 1:1 rings that the producer writes in
 // turn (each message once into each ring: the design fan-out replaces),
-// and, under -policy overwrite, the fan-out ring with no subscriber, for
-// the producer's cost alone. Each case runs -count times, the cases
+// N System V message queues that the producer writes in turn, one for each
+// subscriber (fan-out as msgq users build it; only for sizes msgmax
+// allows), and, under -policy overwrite, the fan-out ring with no
+// subscriber, for the producer's cost alone. Each case runs -count times, the cases
 // interleaved, and the medians are reported.
 //
 // The producer writes every byte of every message and each subscriber
@@ -22,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/shmring/shmring/ipc"
+	"github.com/shmring/shmring/msgq"
 	"github.com/shmring/shmring/ring"
 )
 
@@ -43,6 +47,7 @@ const (
 	fanFanout    = "fan-out"
 	fanSeparate  = "separate 1:1 rings"
 	fanNoneAlone = "fan-out, no subscriber"
+	fanMsgq      = "msgq, a queue each"
 )
 
 // fanReport is what a fan-out child measured in the window.
@@ -90,6 +95,15 @@ func runFanout(ctx context.Context, cfg *config, stdout io.Writer) error {
 	var cs []fcase
 	for _, size := range cfg.sizes {
 		cs = append(cs, fcase{fanOneToOne, size, 1}, fcase{fanFanout, size, cfg.subscribers}, fcase{fanSeparate, size, cfg.subscribers})
+		if lim, err := msgq.SystemLimits(); err == nil && size <= lim.MaxMessage {
+			cs = append(cs, fcase{fanMsgq, size, cfg.subscribers})
+		} else {
+			note := stdout
+			if cfg.json {
+				note = os.Stderr // stdout has one JSON object per line
+			}
+			fmt.Fprintf(note, "%d B: no msgq case: above msgmax (%d B), the most one message may carry\n", size, lim.MaxMessage)
+		}
 		if cfg.policy == ring.Overwrite {
 			cs = append(cs, fcase{fanNoneAlone, size, 0})
 		}
@@ -131,6 +145,9 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 		}
 		return r, err
 	}
+	if name == fanMsgq {
+		return fanoutQueues(ctx, cfg, size, subs)
+	}
 	var subRing []*ring.Ring // the ring each subscriber reads
 	switch name {
 	case fanOneToOne:
@@ -163,46 +180,19 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 	if len(prodRings) == 0 {
 		prodRings = rings
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now().Add(cfg.warmup + 300*time.Millisecond)
-	end := start.Add(cfg.duration)
-	env := func(role string, rs []*ring.Ring) []string {
+	ids := func(rs []*ring.Ring) string {
 		var ids []string
 		for _, r := range rs {
 			ids = append(ids, strconv.Itoa(r.SegmentID()))
 		}
-		return append(os.Environ(), fanoutEnv+"="+role, "RINGBENCH_FANOUT_SEGS="+strings.Join(ids, ","),
-			"RINGBENCH_FANOUT_SIZE="+strconv.Itoa(size), "RINGBENCH_FANOUT_WAIT="+cfg.wait.String(),
-			"RINGBENCH_FANOUT_START="+strconv.FormatInt(start.UnixNano(), 10),
-			"RINGBENCH_FANOUT_END="+strconv.FormatInt(end.UnixNano(), 10),
-			"GOMAXPROCS="+strconv.Itoa(cfg.gomaxprocs))
+		return strings.Join(ids, ",")
 	}
-	type proc struct {
-		cmd  *exec.Cmd
-		out  strings.Builder
-		done *cleanupEntry
-	}
-	startProc := func(role string, rs []*ring.Ring) (*proc, error) {
-		p := &proc{cmd: exec.CommandContext(ctx, exe)}
-		p.cmd.Env = env(role, rs)
-		p.cmd.Stdout, p.cmd.Stderr = &p.out, os.Stderr
-		if err := p.cmd.Start(); err != nil {
-			return nil, err
-		}
-		entry := cleanup.add(func() error { p.cmd.Process.Kill(); return nil })
-		p.done = entry
-		return p, nil
-	}
-	var subsP []*proc
+	fr := newFanRunner(cfg, size)
+	defer fr.forget()
 	for _, r := range subRing {
-		p, err := startProc("subscriber", []*ring.Ring{r})
-		if err != nil {
+		if err := fr.spawn(ctx, "subscriber", "SEGS", ids([]*ring.Ring{r})); err != nil {
 			return nil, err
 		}
-		subsP = append(subsP, p)
 	}
 	// Wait until every subscriber holds its role.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -217,12 +207,11 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 			return nil, fmt.Errorf("%d of %d subscribers joined", joined, len(subRing))
 		}
 	}
-	prod, err := startProc("producer", prodRings)
-	if err != nil {
+	if err := fr.spawn(ctx, "producer", "SEGS", ids(prodRings)); err != nil {
 		return nil, err
 	}
 	// Sample the subscribers' lag at the end of the window.
-	time.Sleep(time.Until(end))
+	time.Sleep(time.Until(fr.end))
 	run := &fanRun{slotSize: prodRings[0].Header().SlotSize}
 	if run.slotSize >= size {
 		run.slotSize = 0 // the message fits a slot
@@ -238,29 +227,128 @@ func fanoutCase(ctx context.Context, cfg *config, name string, size, subs int) (
 			run.lag = append(run.lag, uint64(r.Stats().Depth))
 		}
 	}
-	defer func() {
-		cleanup.forget(prod.done)
-		for _, p := range subsP {
-			cleanup.forget(p.done)
-		}
-	}()
+	return run, fr.wait(run)
+}
+
+// fanRunner starts the processes of one run of a case, the subscribers
+// first and the producer last, and collects their reports.
+type fanRunner struct {
+	cfg        *config
+	size       int
+	start, end time.Time // the measured window
+	procs      []*fanProc
+}
+
+type fanProc struct {
+	cmd  *exec.Cmd
+	out  strings.Builder
+	done *cleanupEntry
+}
+
+func newFanRunner(cfg *config, size int) *fanRunner {
+	start := time.Now().Add(cfg.warmup + 300*time.Millisecond)
+	return &fanRunner{cfg: cfg, size: size, start: start, end: start.Add(cfg.duration)}
+}
+
+// spawn starts a child of role that opens the rings (what "SEGS") or the
+// queues ("QUEUES") of the comma-separated ids.
+func (fr *fanRunner) spawn(ctx context.Context, role, what, ids string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	p := &fanProc{cmd: exec.CommandContext(ctx, exe)}
+	p.cmd.Env = append(os.Environ(), fanoutEnv+"="+role, "RINGBENCH_FANOUT_"+what+"="+ids,
+		"RINGBENCH_FANOUT_SIZE="+strconv.Itoa(fr.size), "RINGBENCH_FANOUT_WAIT="+fr.cfg.wait.String(),
+		"RINGBENCH_FANOUT_START="+strconv.FormatInt(fr.start.UnixNano(), 10),
+		"RINGBENCH_FANOUT_END="+strconv.FormatInt(fr.end.UnixNano(), 10),
+		"GOMAXPROCS="+strconv.Itoa(fr.cfg.gomaxprocs))
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	p.done = cleanup.add(func() error { p.cmd.Process.Kill(); return nil })
+	fr.procs = append(fr.procs, p)
+	return nil
+}
+
+// wait waits for the producer, the last started, then for the
+// subscribers, and puts their reports in run.
+func (fr *fanRunner) wait(run *fanRun) error {
+	if len(fr.procs) == 0 {
+		return errors.New("no producer")
+	}
+	prod := fr.procs[len(fr.procs)-1]
 	if err := prod.cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("producer: %w", err)
+		return fmt.Errorf("producer: %w", err)
 	}
 	if err := json.Unmarshal([]byte(lastLine(prod.out.String())), &run.producer); err != nil {
-		return nil, fmt.Errorf("producer said %q: %w", prod.out.String(), err)
+		return fmt.Errorf("producer said %q: %w", prod.out.String(), err)
 	}
-	for i, p := range subsP {
+	for i, p := range fr.procs[:len(fr.procs)-1] {
 		if err := p.cmd.Wait(); err != nil {
-			return nil, fmt.Errorf("subscriber %d: %w", i, err)
+			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
 		var rep fanReport
 		if err := json.Unmarshal([]byte(lastLine(p.out.String())), &rep); err != nil {
-			return nil, fmt.Errorf("subscriber %d said %q: %w", i, p.out.String(), err)
+			return fmt.Errorf("subscriber %d said %q: %w", i, p.out.String(), err)
 		}
 		run.subscribers = append(run.subscribers, rep)
 	}
-	return run, nil
+	return nil
+}
+
+// forget drops the kill-on-interrupt of every process started.
+func (fr *fanRunner) forget() {
+	for _, p := range fr.procs {
+		cleanup.forget(p.done)
+	}
+}
+
+// fanoutQueues runs the msgq case once: subs queues, each with its
+// subscriber, that one producer writes in turn, each queue's byte limit
+// raised to hold -slots messages where the kernel allows.
+func fanoutQueues(ctx context.Context, cfg *config, size, subs int) (*fanRun, error) {
+	var qs []*msgq.Queue
+	defer func() {
+		for _, q := range qs {
+			q.Remove()
+		}
+	}()
+	var ids []string
+	for i := 0; i < subs; i++ {
+		q, err := msgq.Create(ipc.Private, nil)
+		if err != nil {
+			return nil, err
+		}
+		qs = append(qs, q)
+		entry := cleanup.add(q.Remove)
+		defer cleanup.forget(entry)
+		if err := q.SetMaxBytes(cfg.slots * size); err != nil && !errors.Is(err, fs.ErrPermission) {
+			return nil, err
+		}
+		ids = append(ids, strconv.Itoa(q.ID()))
+	}
+	fr := newFanRunner(cfg, size)
+	defer fr.forget()
+	for _, id := range ids {
+		if err := fr.spawn(ctx, "subscriber", "QUEUES", id); err != nil {
+			return nil, err
+		}
+	}
+	if err := fr.spawn(ctx, "producer", "QUEUES", strings.Join(ids, ",")); err != nil {
+		return nil, err
+	}
+	time.Sleep(time.Until(fr.end))
+	run := &fanRun{}
+	for _, q := range qs {
+		var depth uint64
+		if info, err := q.Stat(); err == nil {
+			depth = info.Messages
+		}
+		run.lag = append(run.lag, depth)
+	}
+	return run, fr.wait(run)
 }
 
 func lastLine(s string) string {
@@ -319,6 +407,11 @@ func fanoutChildRun(role string) error {
 	if err != nil {
 		return err
 	}
+	w := &window{start: time.Unix(0, envInt("RINGBENCH_FANOUT_START")), end: time.Unix(0, envInt("RINGBENCH_FANOUT_END"))}
+	size := int(envInt("RINGBENCH_FANOUT_SIZE"))
+	if qs := os.Getenv("RINGBENCH_FANOUT_QUEUES"); qs != "" {
+		return fanoutQueueChild(role, strings.Split(qs, ","), w, size)
+	}
 	var rings []*ring.Ring
 	for _, s := range strings.Split(os.Getenv("RINGBENCH_FANOUT_SEGS"), ",") {
 		id, _ := strconv.Atoi(s)
@@ -329,8 +422,6 @@ func fanoutChildRun(role string) error {
 		defer r.Close()
 		rings = append(rings, r)
 	}
-	w := &window{start: time.Unix(0, envInt("RINGBENCH_FANOUT_START")), end: time.Unix(0, envInt("RINGBENCH_FANOUT_END"))}
-	size := int(envInt("RINGBENCH_FANOUT_SIZE"))
 	pl := newPayload(size)
 	ctx := context.Background()
 	buf := make([]byte, size)
@@ -409,7 +500,7 @@ func fanAggregate(cfg *config, name string, size, subs int, runs []*fanRun) *fan
 	if len(runs) > 0 {
 		res.SlotSize = runs[0].slotSize
 	}
-	if name == fanOneToOne || name == fanSeparate {
+	if name == fanOneToOne || name == fanSeparate || name == fanMsgq {
 		res.Policy = "block"
 	}
 	rate := func(rep fanReport) float64 {
@@ -508,7 +599,7 @@ func fanReportOut(w io.Writer, cfg *config, results []*fanResult) error {
 	}
 	fmt.Fprintln(w)
 	for _, size := range cfg.sizes {
-		var one, fan, sep, alone *fanResult
+		var one, fan, sep, alone, mq *fanResult
 		for _, r := range results {
 			if r.Size != size {
 				continue
@@ -522,6 +613,8 @@ func fanReportOut(w io.Writer, cfg *config, results []*fanResult) error {
 				sep = r
 			case fanNoneAlone:
 				alone = r
+			case fanMsgq:
+				mq = r
 			}
 		}
 		if one == nil || fan == nil || sep == nil || len(one.SubRates) == 0 || len(fan.SubRates) == 0 {
@@ -530,9 +623,71 @@ func fanReportOut(w io.Writer, cfg *config, results []*fanResult) error {
 		minSub := slices.Min(fan.SubRates)
 		fmt.Fprintf(w, "%d B: slowest subscriber / 1:1 consumer: %.2f×; CPU per delivered message, fan-out / 1:1: %.2f×; delivered msgs/s, fan-out / separate rings: %.2f×\n",
 			size, minSub/one.SubRates[0], fan.CPUPerMsgNs/one.CPUPerMsgNs, fan.Delivered/sep.Delivered)
+		if mq != nil && mq.Delivered > 0 {
+			fmt.Fprintf(w, "%d B: delivered msgs/s, fan-out / msgq, a queue each: %.2f×\n", size, fan.Delivered/mq.Delivered)
+		}
 		if alone != nil && alone.ProdCPUPerPub > 0 {
 			fmt.Fprintf(w, "%d B: producer CPU per message with %d subscribers / with none: %.2f×\n", size, cfg.subscribers, fan.ProdCPUPerPub/alone.ProdCPUPerPub)
 		}
 	}
 	return nil
+}
+
+// fanoutQueueChild is a child of the msgq case: the producer sends each
+// message into every queue of ids in turn, then an empty message to each
+// as the end; a subscriber receives from its queue until the end.
+func fanoutQueueChild(role string, ids []string, w *window, size int) error {
+	var qs []*msgq.Queue
+	for _, s := range ids {
+		id, _ := strconv.Atoi(s)
+		q, err := msgq.OpenID(id)
+		if err != nil {
+			return err
+		}
+		qs = append(qs, q)
+	}
+	pl := newPayload(size)
+	msg := msgq.NewMessage(size)
+	ctx := context.Background()
+	enc := json.NewEncoder(os.Stdout)
+	var n uint64
+	if role == "subscriber" {
+		tr := newTracker(pl, 1, true)
+		for {
+			if err := qs[0].ReceiveMessage(ctx, msg, msgq.Any(), 0); err != nil {
+				return err
+			}
+			text := msg.Text()
+			if len(text) == 0 {
+				w.at(n)
+				return enc.Encode(w.report(role, n, 0))
+			}
+			if err := tr.accept(text, int(msg.Type()-1)); err != nil {
+				return err
+			}
+			if n++; n%tickEvery == 0 {
+				w.at(n)
+			}
+		}
+	}
+	msg.SetType(1)
+	text := msg.Resize(size)
+	for {
+		pl.fill(text, n, 0) // once, for every queue it goes into
+		for _, q := range qs {
+			if err := q.SendMessage(ctx, msg, 0); err != nil {
+				return err
+			}
+		}
+		if n++; n%tickEvery == 0 && w.at(n) {
+			break
+		}
+	}
+	rep := w.report(role, n, 0)
+	for _, q := range qs {
+		if err := q.Send(ctx, 1, nil, 0); err != nil {
+			return err
+		}
+	}
+	return enc.Encode(rep)
 }

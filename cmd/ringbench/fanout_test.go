@@ -37,8 +37,8 @@ func TestFanout(t *testing.T) {
 					t.Fatalf("%q: %v", line, err)
 				}
 				cases = append(cases, r.Case)
-				if r.SlotSize != tc.slot {
-					t.Errorf("%+v: slot size %d, want %d", r, r.SlotSize, tc.slot)
+				if wantSlot := tc.slot; r.Case != fanMsgq && r.SlotSize != wantSlot || r.Case == fanMsgq && r.SlotSize != 0 {
+					t.Errorf("%+v: slot size %d, want %d (0 for msgq)", r, r.SlotSize, tc.slot)
 				}
 				if r.Case == fanNoneAlone {
 					if r.ProducerRate <= 0 {
@@ -50,9 +50,9 @@ func TestFanout(t *testing.T) {
 					t.Errorf("%+v: missing numbers", r)
 				}
 			}
-			want := 3
+			want := 4 // 1:1, fan-out, separate rings, msgq
 			if policy == "overwrite" {
-				want = 4
+				want = 5 // and the fan-out ring alone
 			}
 			if len(cases) != want {
 				t.Errorf("cases %v", cases)

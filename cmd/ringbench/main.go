@@ -271,7 +271,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per result, one per line")
 	fs.BoolVar(&c.md, "md", false, "print markdown tables")
 	fs.BoolVar(&c.debug, "debug", false, "print the IPC objects and processes ringbench makes on standard error")
-	fs.IntVar(&c.subscribers, "subscribers", 0, "fan-out: `n` subscriber processes of one fan-out ring, beside the 1:1 ring and n separate 1:1 rings\n"+
+	fs.IntVar(&c.subscribers, "subscribers", 0, "fan-out: `n` subscriber processes of one fan-out ring, beside the 1:1 ring, n separate 1:1 rings and n msgq queues\n"+
 		"written in turn (only this runs; -sizes, -duration, -warmup, -count, -slots, -slot, -wait apply: with -slot every case's rings\n"+
 		"carry larger messages across slots of that size)")
 	if err := fs.Parse(args); err != nil {
