@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -122,13 +123,11 @@ func receiveEach(ctx context.Context, subs []*Consumer, count int, receive func(
 }
 
 // receiveAll receives count messages of producer 0 in order, with the
-// way of receiving that way picks (0 copy, 1 batch, 2 peek, 3 peek batch),
-// then expects io.EOF.
+// way of receiving that way picks (receiveEachWay), then expects io.EOF.
 func receiveAll(ctx context.Context, c *Consumer, way, count int) error {
-	buf := make([]byte, 200)
 	scratch := make([]byte, 200)
 	want := uint64(0)
-	check := func(typ int64, m []byte) error {
+	return receiveEachWay(ctx, c, way, count, 200, func(typ int64, m []byte) error {
 		_, seq, err := checkPayload(typ, m, scratch)
 		if err != nil {
 			return err
@@ -138,13 +137,21 @@ func receiveAll(ctx context.Context, c *Consumer, way, count int) error {
 		}
 		want++
 		return nil
-	}
+	})
+}
+
+// receiveEachWay receives count messages of at most max bytes with the
+// way of receiving that way picks (0 copy, 1 batch, 2 peek, 3 peek batch),
+// each one whole (a peeked message's Data and Wrapped put together) given
+// to check, then expects io.EOF.
+func receiveEachWay(ctx context.Context, c *Consumer, way, count, max int, check func(typ int64, m []byte) error) error {
+	buf := make([]byte, max)
 	msgs := make([]Message, 5)
 	for i := range msgs {
-		msgs[i].Data = make([]byte, 200)
+		msgs[i].Data = make([]byte, max)
 	}
 	held := make([]Peeked, 5)
-	for int(want) < count {
+	for got := 0; got < count; {
 		switch way % 4 {
 		case 0:
 			n, typ, err := c.Receive(ctx, buf)
@@ -154,6 +161,7 @@ func receiveAll(ctx context.Context, c *Consumer, way, count int) error {
 			if err := check(typ, buf[:n]); err != nil {
 				return err
 			}
+			got++
 		case 1:
 			n, err := c.ReceiveBatch(ctx, msgs)
 			if err != nil {
@@ -164,33 +172,35 @@ func receiveAll(ctx context.Context, c *Consumer, way, count int) error {
 					return err
 				}
 			}
-		case 2:
-			m, err := c.Peek(ctx)
-			if err != nil {
-				return err
+			got += n
+		case 2, 3:
+			var n int
+			var err error
+			if way%4 == 2 {
+				held[0], err = c.Peek(ctx)
+				n = 1
+			} else {
+				n, err = c.PeekBatch(ctx, held)
 			}
-			if err := check(m.Type, m.Data); err != nil {
-				return err
-			}
-			if err := c.Release(); err != nil {
-				return err
-			}
-		case 3:
-			n, err := c.PeekBatch(ctx, held)
 			if err != nil {
 				return err
 			}
 			for _, m := range held[:n] {
-				if err := check(m.Type, m.Data); err != nil {
+				data := m.Data
+				if len(m.Wrapped) > 0 {
+					data = append(append(buf[:0], m.Data...), m.Wrapped...)
+				}
+				if err := check(m.Type, data); err != nil {
 					return err
 				}
 			}
 			if err := c.Release(); err != nil {
 				return err
 			}
+			got += n
 		}
 	}
-	if _, _, err := c.Receive(ctx, buf); err == nil || err.Error() != "EOF" {
+	if _, _, err := c.Receive(ctx, buf); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("after the last message: %v, want EOF", err)
 	}
 	return nil

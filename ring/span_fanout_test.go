@@ -44,14 +44,13 @@ func checkFanSpan(typ int64, m, scratch []byte, seq uint64) error {
 }
 
 // receiveFanSpans receives count messages of each of producers, by the
-// way of receiving that way picks (0 copy, 1 batch, 2 peek, 3 peek batch,
-// as receiveAll does), each producer's in order and intact, then expects
-// io.EOF.
+// way of receiving that way picks (receiveEachWay), each producer's in
+// order and intact, then expects io.EOF.
 func receiveFanSpans(ctx context.Context, c *Consumer, way, count, producers int, max int) error {
 	next := make([]uint64, producers)
 	scratch := make([]byte, max)
 	got := 0
-	check := func(typ int64, m []byte) error {
+	return receiveEachWay(ctx, c, way, count*producers, max, func(typ int64, m []byte) error {
 		if typ < 1 || int(typ) > producers {
 			return fmt.Errorf("type %d", typ)
 		}
@@ -62,56 +61,7 @@ func receiveFanSpans(ctx context.Context, c *Consumer, way, count, producers int
 		next[id]++
 		got++
 		return nil
-	}
-	buf := make([]byte, max)
-	msgs := make([]Message, 5)
-	for i := range msgs {
-		msgs[i].Data = make([]byte, max)
-	}
-	held := make([]Peeked, 5)
-	for got < count*producers {
-		switch way % 4 {
-		case 0:
-			n, typ, err := c.Receive(ctx, buf)
-			if err != nil {
-				return err
-			}
-			if err := check(typ, buf[:n]); err != nil {
-				return err
-			}
-		case 1:
-			n, err := c.ReceiveBatch(ctx, msgs)
-			if err != nil {
-				return err
-			}
-			for _, m := range msgs[:n] {
-				if err := check(m.Type, m.Data); err != nil {
-					return err
-				}
-			}
-		case 2, 3:
-			h := held[:1] // a Peek
-			if way%4 == 3 {
-				h = held
-			}
-			n, err := c.PeekBatch(ctx, h)
-			if err != nil {
-				return err
-			}
-			for _, m := range held[:n] {
-				if err := check(m.Type, append(append(buf[:0], m.Data...), m.Wrapped...)); err != nil {
-					return err
-				}
-			}
-			if err := c.Release(); err != nil {
-				return err
-			}
-		}
-	}
-	if _, _, err := c.Receive(ctx, buf); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("after the last message: %v, want EOF", err)
-	}
-	return nil
+	})
 }
 
 // TestSpanFanout: on a Block fan-out ring, every subscriber of 1 and of 4
