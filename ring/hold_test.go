@@ -497,6 +497,8 @@ func init() {
 // ReleaseFirst(2); then says "ready" and waits to be killed. With
 // SHMRING_PARK it stops at that step instead, the first time it gets
 // there. With RING_NAME it is a durable fan-out subscriber of that name.
+// With RING_LOOP it slides windows of random sizes instead, from the
+// first message on, until it is parked (helperWindowLoop).
 func helperWindowStage() int {
 	r, _ := helperOpen()
 	var c *Consumer
@@ -508,6 +510,9 @@ func helperWindowStage() int {
 	}
 	if err != nil {
 		return helperFail("new consumer", err)
+	}
+	if os.Getenv("RING_LOOP") != "" {
+		return helperWindowLoop(r, c)
 	}
 	ctx := context.Background()
 	if _, _, err := c.Receive(ctx, make([]byte, r.MaxMessage())); err != nil {
