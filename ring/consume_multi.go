@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/shmring/shmring/internal/atomicx"
 )
@@ -262,7 +263,36 @@ func (m *multiReceiver) ours(pos, seq uint64) cover {
 			return unsure // a live consumer looks at it in place: it will finish it
 		}
 	}
-	return m.r.coveredByLive(m.live, pos)
+	c := m.r.coveredByLive(m.live, pos)
+	if c == unsure && time.Since(m.h.lastCheck) >= recheckSlice && m.dropDeadIntents() {
+		c = m.r.coveredByLive(m.live, pos)
+	}
+	return c
+}
+
+// dropDeadIntents drops from live the lines whose holder is gone (a scan
+// finds them unlocked) and that name an intent, and reports whether it
+// dropped any. Such an intent would answer unsure for good: its holder
+// will neither confirm it nor take it back, and, serving a claim, we take
+// over no other before ours is finished. Whoever serves the dropped line
+// checks its positions as we check ours, and a position that both claims
+// name is finished once (free). At most one scan a recheckSlice.
+func (m *multiReceiver) dropDeadIntents() bool {
+	views, err := m.h.scanLines()
+	if err != nil {
+		return false
+	}
+	kept := m.live[:0]
+	for _, j := range m.live {
+		if v := views[j]; !v.live() && v.claim != 0 && v.claimLen&claimIntent != 0 {
+			trace("line %d serving line %d: line %d died naming an intent", m.h.idx, m.srcIdx, j)
+			continue
+		}
+		kept = append(kept, j)
+	}
+	dropped := len(kept) < len(m.live)
+	m.live = kept
+	return dropped
 }
 
 // acquireSlot makes pos, a position of another process's claim, ours alone
