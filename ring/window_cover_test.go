@@ -9,20 +9,24 @@ import (
 	"github.com/shmring/shmring/internal/ipctest"
 )
 
-// TestWindowClaimCover: a consumer that names more on its line than it
-// has claimed, for a moment (the intent of growing its claim at the head,
-// before the CAS), holds up, while it is stopped there, the consumer that
-// serves a hand-back of positions the intent names (it cannot tell whose
-// they are), but no longer once it is killed there: every message comes,
-// once, in order within the hand-back, flagged exactly if a consumer that
-// is gone held it.
+// TestWindowClaimCover: a consumer that names more than its claim on its
+// line for a moment (moving the claim's start up past what it released,
+// growing the claim at the head, or closing and handing the rest back)
+// never makes the consumer that serves a hand-back right after its claim
+// pass a message of it over as the live one's: stopped there, live, it
+// holds that consumer up (it cannot tell whose the positions are); killed
+// there, it holds it up no more. Every message comes, once, in order
+// within the hand-back, flagged exactly if a consumer that is gone held
+// it.
 func TestWindowClaimCover(t *testing.T) {
 	for _, tc := range []struct {
 		park string
 		rel1 int      // the helper's first ReleaseFirst
 		env  []string // more for the helper
 	}{
+		{"window:narrowed", 1, nil},
 		{"window:intent", 0, nil},
+		{"handback:start", 1, []string{"RING_CLOSE=1"}},
 	} {
 		t.Run(fmt.Sprintf("park=%s/released=%d", tc.park, tc.rel1), func(t *testing.T) {
 			r := testRing(t, shm, &Options{Mode: MPMC, Slots: 8, MaxMessage: 64, MaxConsumers: 3})
