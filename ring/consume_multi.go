@@ -452,12 +452,10 @@ func (m *multiReceiver) grow(k uint64) uint64 {
 	}
 	// Acquire: our own line's claim (only we write it).
 	if m.own.claim.Load() != m.at+1 {
-		// Release, SYNC(claim): the claim's start moves up to what is not
-		// finished, before its length shrinks (as close narrows it): every
-		// state in between covers [at, end).
-		atomicx.StoreRelease(&m.own.claim, m.at+1)
+		// The claim's start moves up to what is not finished
+		// (narrowStart); the grown claim's intent below gives its length.
+		m.narrowStart(m.own)
 		step("window:narrowed")
-		atomicx.StoreRelease(&m.own.claimLen, m.end-m.at)
 	}
 	// Release, SYNC(claim): the intent, before the CAS that makes it ours,
 	// as in claimHead.
@@ -626,11 +624,10 @@ func (m *multiReceiver) close() {
 		m.clearIntent()
 		return
 	}
-	// Release, SYNC(claim): what is left of the claim, start first: every
-	// state in between covers at least what is left (positions beyond it
-	// are checked by whoever serves it).
-	atomicx.StoreRelease(&m.src.claim, m.at+1)
+	// What is left of the claim (narrowStart), then its length, confirmed.
+	m.narrowStart(m.src)
 	step("handback:start")
+	// Release, SYNC(claim): the claim is [at, end), no more.
 	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
 	trace("line %d closes, handing back [%d, %d) on line %d", m.h.idx, m.at, m.end, m.srcIdx)
 	if m.flagPos != 0 && m.flagEnd <= m.at {
@@ -641,6 +638,27 @@ func (m *multiReceiver) close() {
 	}
 	m.h.handback = true // counted once our line is closed and unlocked too
 	m.freedDone()
+}
+
+// narrowStart moves the start of the claim line e names, [start, end),
+// up to at, the first position not finished, keeping its end for the
+// caller to store next. Start and length are two words: with the start
+// moved and the length not yet, the line names [at, at+end-start), more
+// than the claim. The length is marked an intent first, so that a
+// consumer that checks a position after end against the live lines
+// (coveredByLive) finds it unsure, and looks again, instead of taking it
+// for ours and passing it over: it may be the next claim's, left by a
+// consumer that closed or died. A successor of ours finds a claim to
+// serve in every state (an intent is served as a claim), covering at
+// least [at, end); positions beyond it it checks, as any.
+func (m *multiReceiver) narrowStart(e *roleLine) {
+	// Release, SYNC(claim): the length, marked, before the start moves.
+	// The load needs no order: we are the line's only writer (its holder,
+	// or the holder of its lock).
+	atomicx.StoreRelease(&e.claimLen, e.claimLen.Load()|claimIntent)
+	// Release, SYNC(claim): the start; pairs with the loads of claim and
+	// claimLen in coveredByLive, which finds the mark with any moved start.
+	atomicx.StoreRelease(&e.claim, m.at+1)
 }
 
 // freedDone wakes producers for slots freed since the last done.
