@@ -101,11 +101,20 @@ func newDeliveries(producers, count int, ordered bool) *deliveries {
 
 // add records the delivery of held message m, after checking its payload.
 func (d *deliveries) add(m Peeked, scratch []byte) error {
-	id, seq, err := checkPayload(m.Type, m.Data, scratch)
+	id, seq, err := checkPeeked(m, scratch)
 	if err != nil {
 		return err
 	}
 	return d.addSeq(id, seq, m.Redelivered)
+}
+
+// checkPeeked is checkPayload for a message held in place, which may wrap.
+func checkPeeked(m Peeked, scratch []byte) (id, seq uint64, err error) {
+	data := m.Data
+	if m.Wrapped != nil {
+		data = append(append([]byte(nil), m.Data...), m.Wrapped...)
+	}
+	return checkPayload(m.Type, data, scratch)
 }
 
 func (d *deliveries) addSeq(id, seq uint64, flagged bool) error {
@@ -161,7 +170,8 @@ type closeSlot struct {
 // with a single consumer (or per subscription) each producer's come in
 // order. Calls in flight at the Close return os.ErrClosed or finish; held
 // Data is read only before the Close could begin. Every mode and a
-// fan-out ring, over plain memory (under -race) and a segment. Producers
+// fan-out ring, over plain memory (under -race) and a segment, and with
+// messages spanning slots (held alone) for some. Producers
 // that find the ring full while every consumer is closed get
 // ErrNoConsumers and send again; those of a fan-out ring pause while a
 // subscription is closed, whose cursor does not hold them back.
@@ -193,11 +203,23 @@ func TestWindowCloseConcurrent(t *testing.T) {
 		cases = append(cases, c)
 	}
 	cases = append(cases, closeCase{name: "fanout", opts: fanOpts(MPMC, PolicyBlock, 16), producers: 2, consumers: 2, fan: true, ordered: true})
+	// Messages spanning up to four slots, each held alone.
+	spanning := func(c closeCase) closeCase {
+		o := *c.opts
+		o.SlotSize = 64
+		c.name, c.opts = c.name+"/slot=64", &o
+		return c
+	}
+	cases = append(cases, spanning(cases[0]), spanning(cases[3]), spanning(cases[4]))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			forMemories(t, tc.opts, func(t *testing.T, r *Ring) {
 				ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
 				defer cancel()
+				count := count
+				if tc.fan {
+					count /= 3 // each Close waits for the sends in flight
+				}
 				var mu sync.Mutex // the slots' fields, and the tallies
 				var sendGate sync.RWMutex
 				slots := make([]*closeSlot, tc.consumers)
@@ -397,7 +419,7 @@ func closedConsumer(ctx context.Context, mu *sync.Mutex, s *closeSlot, tally *de
 			return nil
 		}
 		for _, m := range held {
-			if _, _, err := checkPayload(m.Type, m.Data, scratch); err != nil {
+			if _, _, err := checkPeeked(m, scratch); err != nil {
 				return fmt.Errorf("held: %w", err)
 			}
 		}
