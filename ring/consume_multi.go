@@ -422,13 +422,14 @@ func (m *multiReceiver) more(_, end, k uint64) uint64 {
 
 // grow claims up to k published positions at the head for our claim, if
 // the head is still at the claim's end (no consumer claimed after us), and
-// reports how many. The line names the claim as [at, end) first, narrowed
-// to what is not finished, so that it stays within the ring's size however
-// long the run slides on; then the grown claim as an intent; then the CAS;
-// then the claim. Every state in between names at least what we hold
-// (positions beyond it are checked by whoever serves the line): a kill at
-// any point leaves a claim a successor serves. Rings of messages spanning
-// slots do not grow claims here: claimHead keeps spans whole.
+// reports how many. The line's claim starts at at first, past what is
+// finished (narrowStart), so that it stays within the ring's size however
+// long the run slides on; then it names the grown claim as an intent; then
+// the CAS; then the claim. Every state in between names at least what we
+// hold, and names more only as an intent (positions beyond what we hold
+// are checked by whoever serves the line): a kill at any point leaves a
+// claim a successor serves. Rings of messages spanning slots do not grow
+// claims here: claimHead keeps spans whole.
 func (m *multiReceiver) grow(k uint64) uint64 {
 	r := m.r
 	if r.spanning() || m.at >= m.end || m.src != m.own {
