@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/shmring/shmring/internal/atomicx"
 )
@@ -262,7 +263,36 @@ func (m *multiReceiver) ours(pos, seq uint64) cover {
 			return unsure // a live consumer looks at it in place: it will finish it
 		}
 	}
-	return m.r.coveredByLive(m.live, pos)
+	c := m.r.coveredByLive(m.live, pos)
+	if c == unsure && time.Since(m.h.lastCheck) >= recheckSlice && m.dropDeadIntents() {
+		c = m.r.coveredByLive(m.live, pos)
+	}
+	return c
+}
+
+// dropDeadIntents drops from live the lines whose holder is gone (a scan
+// finds them unlocked) and that name an intent, and reports whether it
+// dropped any. Such an intent would answer unsure for good: its holder
+// will neither confirm it nor take it back, and, serving a claim, we take
+// over no other before ours is finished. Whoever serves the dropped line
+// checks its positions as we check ours, and a position that both claims
+// name is finished once (free). At most one scan a recheckSlice.
+func (m *multiReceiver) dropDeadIntents() bool {
+	views, err := m.h.scanLines()
+	if err != nil {
+		return false
+	}
+	kept := m.live[:0]
+	for _, j := range m.live {
+		if v := views[j]; !v.live() && v.claim != 0 && v.claimLen&claimIntent != 0 {
+			trace("line %d serving line %d: line %d died naming an intent", m.h.idx, m.srcIdx, j)
+			continue
+		}
+		kept = append(kept, j)
+	}
+	dropped := len(kept) < len(m.live)
+	m.live = kept
+	return dropped
 }
 
 // acquireSlot makes pos, a position of another process's claim, ours alone
@@ -392,13 +422,14 @@ func (m *multiReceiver) more(_, end, k uint64) uint64 {
 
 // grow claims up to k published positions at the head for our claim, if
 // the head is still at the claim's end (no consumer claimed after us), and
-// reports how many. The line names the claim as [at, end) first, narrowed
-// to what is not finished, so that it stays within the ring's size however
-// long the run slides on; then the grown claim as an intent; then the CAS;
-// then the claim. Every state in between names at least what we hold
-// (positions beyond it are checked by whoever serves the line): a kill at
-// any point leaves a claim a successor serves. Rings of messages spanning
-// slots do not grow claims here: claimHead keeps spans whole.
+// reports how many. The line's claim starts at at first, past what is
+// finished (narrowStart), so that it stays within the ring's size however
+// long the run slides on; then it names the grown claim as an intent; then
+// the CAS; then the claim. Every state in between names at least what we
+// hold, and names more only as an intent (positions beyond what we hold
+// are checked by whoever serves the line): a kill at any point leaves a
+// claim a successor serves. Rings of messages spanning slots do not grow
+// claims here: claimHead keeps spans whole.
 func (m *multiReceiver) grow(k uint64) uint64 {
 	r := m.r
 	if r.spanning() || m.at >= m.end || m.src != m.own {
@@ -422,12 +453,10 @@ func (m *multiReceiver) grow(k uint64) uint64 {
 	}
 	// Acquire: our own line's claim (only we write it).
 	if m.own.claim.Load() != m.at+1 {
-		// Release, SYNC(claim): the claim's start moves up to what is not
-		// finished, before its length shrinks (as close narrows it): every
-		// state in between covers [at, end).
-		atomicx.StoreRelease(&m.own.claim, m.at+1)
+		// The claim's start moves up to what is not finished
+		// (narrowStart); the grown claim's intent below gives its length.
+		m.narrowStart(m.own)
 		step("window:narrowed")
-		atomicx.StoreRelease(&m.own.claimLen, m.end-m.at)
 	}
 	// Release, SYNC(claim): the intent, before the CAS that makes it ours,
 	// as in claimHead.
@@ -596,11 +625,10 @@ func (m *multiReceiver) close() {
 		m.clearIntent()
 		return
 	}
-	// Release, SYNC(claim): what is left of the claim, start first: every
-	// state in between covers at least what is left (positions beyond it
-	// are checked by whoever serves it).
-	atomicx.StoreRelease(&m.src.claim, m.at+1)
+	// What is left of the claim (narrowStart), then its length, confirmed.
+	m.narrowStart(m.src)
 	step("handback:start")
+	// Release, SYNC(claim): the claim is [at, end), no more.
 	atomicx.StoreRelease(&m.src.claimLen, m.end-m.at)
 	trace("line %d closes, handing back [%d, %d) on line %d", m.h.idx, m.at, m.end, m.srcIdx)
 	if m.flagPos != 0 && m.flagEnd <= m.at {
@@ -611,6 +639,27 @@ func (m *multiReceiver) close() {
 	}
 	m.h.handback = true // counted once our line is closed and unlocked too
 	m.freedDone()
+}
+
+// narrowStart moves the start of the claim line e names, [start, end),
+// up to at, the first position not finished, keeping its end for the
+// caller to store next. Start and length are two words: with the start
+// moved and the length not yet, the line names [at, at+end-start), more
+// than the claim. The length is marked an intent first, so that a
+// consumer that checks a position after end against the live lines
+// (coveredByLive) finds it unsure, and looks again, instead of taking it
+// for ours and passing it over: it may be the next claim's, left by a
+// consumer that closed or died. A successor of ours finds a claim to
+// serve in every state (an intent is served as a claim), covering at
+// least [at, end); positions beyond it it checks, as any.
+func (m *multiReceiver) narrowStart(e *roleLine) {
+	// Release, SYNC(claim): the length, marked, before the start moves.
+	// The load needs no order: we are the line's only writer (its holder,
+	// or the holder of its lock).
+	atomicx.StoreRelease(&e.claimLen, e.claimLen.Load()|claimIntent)
+	// Release, SYNC(claim): the start; pairs with the loads of claim and
+	// claimLen in coveredByLive, which finds the mark with any moved start.
+	atomicx.StoreRelease(&e.claim, m.at+1)
 }
 
 // freedDone wakes producers for slots freed since the last done.

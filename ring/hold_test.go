@@ -497,6 +497,9 @@ func init() {
 // ReleaseFirst(2); then says "ready" and waits to be killed. With
 // SHMRING_PARK it stops at that step instead, the first time it gets
 // there. With RING_NAME it is a durable fan-out subscriber of that name.
+// With RING_CLOSE it closes after the first ReleaseFirst instead of going
+// on. With RING_LOOP it slides windows of random sizes instead, from the
+// first message on, until it is parked (helperWindowLoop).
 func helperWindowStage() int {
 	r, _ := helperOpen()
 	var c *Consumer
@@ -509,6 +512,9 @@ func helperWindowStage() int {
 	if err != nil {
 		return helperFail("new consumer", err)
 	}
+	if os.Getenv("RING_LOOP") != "" {
+		return helperWindowLoop(r, c)
+	}
 	ctx := context.Background()
 	if _, _, err := c.Receive(ctx, make([]byte, r.MaxMessage())); err != nil {
 		return helperFail("receive", err)
@@ -519,6 +525,12 @@ func helperWindowStage() int {
 	}
 	if err := c.ReleaseFirst(ipctest.GetenvInt("RING_REL1")); err != nil {
 		return helperFail("release first", err)
+	}
+	if os.Getenv("RING_CLOSE") != "" {
+		if err := c.Close(); err != nil {
+			return helperFail("close", err)
+		}
+		return hang()
 	}
 	if n, err := c.TryPeekMore(held); err != nil || n != 3 {
 		return helperFail(fmt.Sprintf("peek more: %d", n), err)

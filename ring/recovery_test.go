@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,17 @@ func helperHalfPublish() int {
 // (it finished, or failed, without passing there).
 func parkAndKill(t *testing.T, name, step string, env ...string) bool {
 	t.Helper()
+	return parkAndKillSaying(t, name, step, nil, nil, env...)
+}
+
+// parkAndKillSaying is parkAndKill for a helper that says more on stdout
+// before it parks: each such line, but for "parked" and "ready", goes to
+// said, as it comes; an error from said kills the helper and fails the
+// test. Without said, any such line fails the test. If set, parked runs
+// once the helper is parked, before the kill (it is killed whatever parked
+// does, a t.Fatal too).
+func parkAndKillSaying(t *testing.T, name, step string, said func(line string) error, parked func(), env ...string) bool {
+	t.Helper()
 	cmd := ipctest.Command(t, name, append(env, "SHMRING_PARK="+step)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -85,7 +97,23 @@ func parkAndKill(t *testing.T, name, step string, env ...string) bool {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	rd := bufio.NewReader(out)
+	line, _ := rd.ReadString('\n')
+	for said != nil && strings.HasSuffix(line, "\n") && line != "parked "+step+"\n" && line != "ready\n" {
+		if err := said(line); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%s: %v", name, err)
+		}
+		line, _ = rd.ReadString('\n')
+	}
+	if parked != nil && line == "parked "+step+"\n" {
+		func() {
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			parked()
+		}()
+		return true
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	switch line {
