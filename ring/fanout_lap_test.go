@@ -130,3 +130,37 @@ func TestFanoutTornOrphan(t *testing.T) {
 		})
 	}
 }
+
+// TestFanoutResumedShorterBatch: a durable subscription that closes
+// holding a batch of four, resumed, holds a shorter batch of two (both
+// flagged) and closes again; resumed once more, it gets all four flagged:
+// the shorter batch must not stop its line naming the two it owed.
+func TestFanoutResumedShorterBatch(t *testing.T) {
+	opts := fanOpts(SPMC, PolicyBlock, 16)
+	r := testRing(t, heap, opts)
+	p, err := r.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func() *Consumer {
+		c, err := r.NewSubscriber(&SubscribeOptions{Name: "s", From: Oldest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := sub()
+	sendNumbered(t, p, 0, 6)
+	held := make([]Peeked, 4)
+	if n, err := a.TryPeekBatch(held); err != nil || n != 4 {
+		t.Fatalf("batch: %d, %v", n, err)
+	}
+	a.Close()
+	b := sub()
+	if n, err := b.TryPeekBatch(held[:2]); err != nil || n != 2 || !held[0].Redelivered || !held[1].Redelivered {
+		t.Fatalf("resumed batch: %d, %v, %+v", n, err, held[:2])
+	}
+	b.Close()
+	c := sub()
+	checkRun(t, c, 0, 6, 0, 4)
+}
