@@ -311,8 +311,11 @@ func (f *fanoutReceiver) following(first, k uint64) uint64 {
 }
 
 func (f *fanoutReceiver) holdTo(_, end uint64) {
-	// Release, SYNC(claim): as hold, for the rest of a batch.
-	atomicx.StoreRelease(&f.line.peekEnd, end)
+	// Release, SYNC(claim): as hold, for the rest of a batch; never short
+	// of what a resumed subscription still owes flagged (flagEnd), which a
+	// batch shorter than the dead or closed holder's would otherwise stop
+	// naming, as singleReceiver.holdTo.
+	atomicx.StoreRelease(&f.line.peekEnd, max(end, f.flagEnd))
 }
 
 func (f *fanoutReceiver) release(pos uint64) {
