@@ -462,6 +462,12 @@ func closedConsumer(ctx context.Context, mu *sync.Mutex, s *closeSlot, tally *de
 			return ctx.Err()
 		}
 		nc, err := open(s)
+		// The closed consumer's role stays taken while the others deliver
+		// what it handed back (many-consumer modes): wait for it.
+		for errors.Is(err, ErrRoleTaken) && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+			nc, err = open(s)
+		}
 		if err != nil {
 			return fmt.Errorf("replace a closed consumer: %w", err)
 		}
