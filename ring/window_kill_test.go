@@ -57,9 +57,16 @@ func helperWindowLoop(r *Ring, c *Consumer) int {
 // claimed meanwhile.
 func TestWindowKilledClaiming(t *testing.T) {
 	const maxCount = 1 << 17 // the stream's bound if the helper never parks
-	for _, park := range []string{"window:narrowed", "window:intent", "window:grown", "window:released"} {
-		t.Run("kill-at="+park, func(t *testing.T) {
-			r := testRing(t, shm, &Options{Mode: MPMC, Slots: 16, MaxMessage: 64, MaxConsumers: 2})
+	for _, run := range []struct {
+		mode Mode
+		park string
+	}{
+		{SPMC, "window:narrowed"}, {SPMC, "window:intent"}, {SPMC, "window:grown"}, {SPMC, "window:released"},
+		{MPMC, "window:narrowed"}, {MPMC, "window:intent"}, {MPMC, "window:grown"}, {MPMC, "window:released"},
+	} {
+		park := run.park
+		t.Run("mode="+run.mode.String()+"/kill-at="+park, func(t *testing.T) {
+			r := testRing(t, shm, &Options{Mode: run.mode, Slots: 16, MaxMessage: 64, MaxConsumers: 2})
 			ctx, cancel := context.WithTimeout(context.Background(), ipctest.Deadline)
 			defer cancel()
 			p, err := r.NewProducer()
