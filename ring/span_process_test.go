@@ -44,27 +44,39 @@ func checkSpanPayload(typ int64, m, scratch []byte) (id, seq uint64, err error) 
 	return id, seq, nil
 }
 
+// spanHelperStart is the start of the spanning producer helpers: a
+// producer of the helper's ring, which sends RING_COUNT spanning messages
+// as producer RING_ID with the step hook off; fail is the helper's exit
+// status if that failed.
+func spanHelperStart() (r *Ring, p *Producer, id uint64, buf []byte, n uint64, fail int) {
+	r, _ = helperOpen()
+	p, err := r.NewProducer()
+	if err != nil {
+		return nil, nil, 0, nil, 0, helperFail("new producer", err)
+	}
+	id = uint64(ipctest.GetenvInt("RING_ID"))
+	buf = make([]byte, r.MaxMessage())
+	n = uint64(ipctest.GetenvInt("RING_COUNT"))
+	hook := stepHook
+	stepHook = nil
+	for seq := uint64(0); seq < n; seq++ {
+		if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, seq)); err != nil {
+			return nil, nil, 0, nil, 0, helperFail("send", err)
+		}
+	}
+	stepHook = hook
+	return r, p, id, buf, n, 0
+}
+
 // helperSpanProducer sends RING_COUNT spanning messages as producer RING_ID
 // with the step hook off, then one more with it on: with SHMRING_PARK at
 // a step of the span send (span:claimed, span:continued) it stops there,
 // for the parent to kill it.
 func helperSpanProducer() int {
-	r, _ := helperOpen()
-	p, err := r.NewProducer()
-	if err != nil {
-		return helperFail("new producer", err)
+	_, p, id, buf, n, fail := spanHelperStart()
+	if fail != 0 {
+		return fail
 	}
-	id := uint64(ipctest.GetenvInt("RING_ID"))
-	buf := make([]byte, r.MaxMessage())
-	hook := stepHook
-	stepHook = nil
-	n := uint64(ipctest.GetenvInt("RING_COUNT"))
-	for seq := uint64(0); seq < n; seq++ {
-		if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, seq)); err != nil {
-			return helperFail("send", err)
-		}
-	}
-	stepHook = hook
 	if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, n)); err != nil {
 		return helperFail("send", err)
 	}
@@ -77,22 +89,10 @@ func helperSpanProducer() int {
 // it, whole or (RING_SHORT=1) shorter than reserved, to park at a step of
 // the commit (span:continued, span:trimming).
 func helperSpanReserver() int {
-	r, _ := helperOpen()
-	p, err := r.NewProducer()
-	if err != nil {
-		return helperFail("new producer", err)
+	r, p, id, buf, n, fail := spanHelperStart()
+	if fail != 0 {
+		return fail
 	}
-	id := uint64(ipctest.GetenvInt("RING_ID"))
-	buf := make([]byte, r.MaxMessage())
-	n := uint64(ipctest.GetenvInt("RING_COUNT"))
-	hook := stepHook
-	stepHook = nil
-	for seq := uint64(0); seq < n; seq++ {
-		if err := p.Send(context.Background(), int64(id+1), spanPayload(buf, id, seq)); err != nil {
-			return helperFail("send", err)
-		}
-	}
-	stepHook = hook
 	m := spanPayload(buf, id, n)
 	room := len(m)
 	if ipctest.GetenvInt("RING_SHORT") == 1 {
